@@ -1,0 +1,18 @@
+# The two commands of the README. Both set everything up first (scripts/setup.sh is idempotent).
+.PHONY: setup demo test lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/shoal run examples/smoke.yaml
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
+
+bench: setup
+	bash bench/run

@@ -1,0 +1,61 @@
+"""The `shoal` command: every sub-command is registered here from its own module."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from shoal import __version__
+
+# Modules that contribute commands; each exposes `register(app: typer.Typer) -> None`.
+_COMMAND_MODULES = (
+    "shoal.cli._workflow_cmds",
+    "shoal.cli._run_cmd",
+)
+
+EXIT_INTERNAL = 70
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"shoal {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="shoal",
+        help="Run Testkube-compatible TestWorkflows locally, on Kubernetes and across ephemeral clusters.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+        ),
+    ) -> None:
+        """shoal: tests in ephemeral environments."""
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+    return app
+
+
+def main() -> None:
+    """Entry point of the console script: no traceback ever reaches the user."""
+    try:
+        app = build_app()
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("shoal: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: one clear line, never a traceback
+        sys.stderr.write(f"shoal: internal error: {type(exc).__name__}: {exc}\n")
+        sys.exit(EXIT_INTERNAL)
