@@ -1,0 +1,148 @@
+"""What one toolkit invocation knows: its stage, the Plan, the environment, paths and the marker channel.
+
+The init program runs ``"$SHOAL_TOOLKIT" <kind> <ref>`` with the stage's env and working dir. Everything
+the operations need is derived here once, so each operation module stays a plain function of a
+``ToolkitRun``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, TextIO
+
+from shoal.workflow._plan import Plan, Stage
+
+MARKER_START = "\x01\x05"
+MARKER_SEP = "\x03"
+MARKER_VALUE = "\x04"
+
+
+class ToolkitError(Exception):
+    """An operation could not be carried out; the message is printed and the stage fails."""
+
+
+def format_marker(ref: str, name: str, value: Any) -> str:
+    """A non-hint marker line: ``\\x01\\x05<ref>\\x03<name>\\x04<json>\\x03\\n``."""
+    payload = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return f"{MARKER_START}{ref}{MARKER_SEP}{name}{MARKER_VALUE}{payload}{MARKER_SEP}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class PathMap:
+    """Maps the paths a workflow names (``/data/repo``) onto the host paths the runtime gave.
+
+    ``mounts`` maps a virtual mount point to its host directory. On Kubernetes (or inside bubblewrap)
+    the mapping is the identity; the local runtime without isolation points ``/data`` at the
+    execution's data directory. A path outside every mount is used as it is.
+    """
+
+    mounts: Mapping[str, str]
+
+    def to_host(self, path: str, base: Path) -> Path:
+        if not path.startswith("/"):
+            return Path(os.path.normpath(base / path))
+        norm = str(PurePosixPath(os.path.normpath(path)))
+        for virtual in sorted(self.mounts, key=len, reverse=True):
+            v = virtual.rstrip("/") or "/"
+            if norm == v or norm.startswith(v + "/"):
+                rest = norm[len(v) :].lstrip("/")
+                host = Path(self.mounts[virtual])
+                return host / rest if rest else host
+        return Path(norm)
+
+    def host_roots(self) -> list[Path]:
+        return [Path(h) for h in self.mounts.values()]
+
+
+@dataclass(slots=True)
+class ToolkitRun:
+    """One invocation of the toolkit for one stage."""
+
+    kind: str
+    ref: str
+    stage: Stage
+    plan: Plan
+    env: dict[str, str]
+    cwd: Path
+    shoal_dir: Path
+    paths: PathMap
+    artifacts_dir: Path
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.stage.spec
+
+    @property
+    def state_dir(self) -> Path:
+        return self.shoal_dir / "state"
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            self.out.write(message.rstrip("\n") + "\n")
+            self.out.flush()
+
+    def write_raw(self, text: str) -> None:
+        with self._lock:
+            self.out.write(text)
+            self.out.flush()
+
+    def emit(self, name: str, value: Any) -> None:
+        with self._lock:
+            self.out.write(format_marker(self.ref, name, value))
+            self.out.flush()
+
+    def host_path(self, path: str, base: Path | None = None) -> Path:
+        return self.paths.to_host(path, self.cwd if base is None else base)
+
+
+def mounts_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``SHOAL_MOUNTS`` (JSON object virtual -> host) wins; else ``/data`` -> ``$SHOAL_DATA``."""
+    raw = env.get("SHOAL_MOUNTS")
+    if raw:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+        ):
+            raise ToolkitError("SHOAL_MOUNTS must be a JSON object of mount point -> host directory")
+        return dict(data)
+    return {"/data": env.get("SHOAL_DATA", "/data")}
+
+
+def load_run(kind: str, ref: str, env: Mapping[str, str], cwd: Path, out: TextIO) -> ToolkitRun:
+    """Build the run from ``$SHOAL_DIR/plan.json`` and the process environment."""
+    shoal_dir_s = env.get("SHOAL_DIR")
+    if not shoal_dir_s:
+        raise ToolkitError("SHOAL_DIR is not set: the toolkit runs only inside an execution")
+    shoal_dir = Path(shoal_dir_s)
+    plan_file = shoal_dir / "plan.json"
+    try:
+        plan = Plan.from_dict(json.loads(plan_file.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ToolkitError(f"cannot read the plan {plan_file}: {exc}") from exc
+    stage = plan.stages.get(ref)
+    if stage is None:
+        raise ToolkitError(f"the plan has no stage {ref!r}")
+    if stage.kind != kind:
+        raise ToolkitError(f"stage {ref!r} is a {stage.kind!r} stage, not {kind!r}")
+    mounts = mounts_from_env(env)
+    artifacts = env.get("SHOAL_ARTIFACTS") or str(shoal_dir / "artifacts")
+    return ToolkitRun(
+        kind=kind,
+        ref=ref,
+        stage=stage,
+        plan=plan,
+        env=dict(env),
+        cwd=cwd,
+        shoal_dir=shoal_dir,
+        paths=PathMap(mounts),
+        artifacts_dir=Path(artifacts),
+        out=out,
+    )
