@@ -1,0 +1,173 @@
+"""SQLAlchemy tables of the control plane. The same schema serves SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Environment(Base):
+    __tablename__ = "environments"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    retain_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    retain_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)  # resources revision
+    created_at: Mapped[datetime]
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    env_id: Mapped[str | None] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("env_id", "name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(253))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    capabilities: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    version: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="offline")  # online | offline
+    max_concurrent: Mapped[int] = mapped_column(Integer, default=4)
+    server_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # process holding its channel
+    connection: Mapped[int] = mapped_column(BigInteger, default=0)  # bumps on every connect
+    last_seen: Mapped[datetime | None] = mapped_column(nullable=True)
+    connected_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    disconnected_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime]
+
+
+class Resource(Base):
+    """A TestWorkflow or TestWorkflowTemplate stored in the control plane (soft-deleted as a tombstone)."""
+
+    __tablename__ = "resources"
+    __table_args__ = (
+        UniqueConstraint("env_id", "kind", "name"),
+        Index("ix_resources_env_revision", "env_id", "revision"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(253))
+    revision: Mapped[int] = mapped_column(BigInteger)
+    generation: Mapped[int] = mapped_column(Integer, default=1)  # bumps on every change of the document
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WorkflowCounter(Base):
+    __tablename__ = "workflow_counters"
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), primary_key=True)
+    workflow: Mapped[str] = mapped_column(String(253), primary_key=True)
+    last_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Execution(Base):
+    __tablename__ = "executions"
+    __table_args__ = (
+        Index("ix_executions_env_workflow_time", "env_id", "workflow_name", "scheduled_at"),
+        Index("ix_executions_env_status", "env_id", "status"),
+        Index("ix_executions_env_time", "env_id", "scheduled_at"),
+        Index("ix_executions_agent_status", "agent_id", "status"),
+        Index("ix_executions_group", "group_id"),
+        Index("ix_executions_parent", "parent_id"),
+    )
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    workflow_name: Mapped[str] = mapped_column(String(253))
+    number: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(300))
+    group_id: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16))
+    queue_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    agent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    agent_name: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    agent_labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    target: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # non-sensitive values only
+    sealed_config: Mapped[str | None] = mapped_column(Text, nullable=True)  # encrypted sensitive values
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    running_context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    parent_id: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    parent_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    workflow: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the document as run
+    signature: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    output: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reports: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    namespace: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    scheduled_at: Mapped[datetime]
+    assigned_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    status_at: Mapped[datetime]
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # highest contiguous seq stored
+    compacted: Mapped[bool] = mapped_column(Boolean, default=False)  # events moved to the blob store
+
+
+class ExecutionEvent(Base):
+    __tablename__ = "execution_events"
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str] = mapped_column(String(1200))
+    created_at: Mapped[datetime]
