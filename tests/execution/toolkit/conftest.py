@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from toolkit_helpers import Execution
+from tests.execution.toolkit.toolkit_helpers import Execution
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from toolkit_helpers import Execution
+from tests.execution.toolkit.toolkit_helpers import Execution
 
 JUNIT = '<testsuite><testcase name="a" time="0.5"/><testcase name="b"><failure/></testcase></testsuite>'
 

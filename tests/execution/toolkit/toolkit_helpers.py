@@ -35,7 +35,7 @@ def parse_markers(output: str) -> list[tuple[str, str, Any]]:
         start = line.find(MARKER)
         if start < 0:
             continue
-        body = line[start + 2 :].rstrip("\x03")
+        body = line[start + 2 :].lstrip("\x06").rstrip("\x03")
         ref, _, rest = body.partition("\x03")
         name, _, value = rest.partition("\x04")
         found.append((ref, name, json.loads(value) if value else None))

@@ -16,21 +16,25 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from shoal.execution._markers import format_marker as _format_marker_bytes
 from shoal.workflow._plan import Plan, Stage
-
-MARKER_START = "\x01\x05"
-MARKER_SEP = "\x03"
-MARKER_VALUE = "\x04"
 
 
 class ToolkitError(Exception):
     """An operation could not be carried out; the message is printed and the stage fails."""
 
 
+# Toolkit marker names (init protocol: the event parser maps them to outputs, reports and artifacts).
+ARTIFACT = "artifact"  # {"name": relpath, "size": bytes}
+REPORT = "report"  # {"kind": "junit", "file": relpath, "summary": {...}}
+SERVICE = "service"  # {"name", "index", "ip", "port", "status"}
+PARALLEL = "parallel"  # {"index", "status", ...}
+EXECUTE = "execute"  # {"index", "workflow", "id", "status"}
+
+
 def format_marker(ref: str, name: str, value: Any) -> str:
-    """A non-hint marker line: ``\\x01\\x05<ref>\\x03<name>\\x04<json>\\x03\\n``."""
-    payload = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return f"{MARKER_START}{ref}{MARKER_SEP}{name}{MARKER_VALUE}{payload}{MARKER_SEP}\n"
+    """One marker line as text (the init protocol's encoder, decoded)."""
+    return _format_marker_bytes(ref, name, value).decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ def load_run(kind: str, ref: str, env: Mapping[str, str], cwd: Path, out: TextIO
     if not shoal_dir_s:
         raise ToolkitError("SHOAL_DIR is not set: the toolkit runs only inside an execution")
     shoal_dir = Path(shoal_dir_s)
-    plan_file = shoal_dir / "plan.json"
+    plan_file = Path(env.get("SHOAL_PLAN") or shoal_dir / "plan.json")
     try:
         plan = Plan.from_dict(json.loads(plan_file.read_text()))
     except (OSError, ValueError, KeyError, TypeError) as exc:
