@@ -115,7 +115,7 @@ def dumb_http(
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server_info.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield server_info
