@@ -5,7 +5,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from tests.execution.toolkit.git_fixtures import dumb_http
 from tests.execution.toolkit.toolkit_helpers import Execution
 
