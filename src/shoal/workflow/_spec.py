@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -644,6 +644,11 @@ class TestWorkflow(SpecModel):
     spec: TestWorkflowSpec = Field(default_factory=TestWorkflowSpec)
     status: StatusSummary | None = None
 
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _empty_spec(cls, value: Any) -> Any:
+        return {} if value is None else value  # `spec:` with nothing under it
+
 
 class TestWorkflowTemplate(SpecModel):
     __test__ = False  # not a pytest test class
@@ -653,6 +658,11 @@ class TestWorkflowTemplate(SpecModel):
     metadata: ObjectMeta
     description: str | None = None
     spec: TestWorkflowTemplateSpec = Field(default_factory=TestWorkflowTemplateSpec)
+
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _empty_spec(cls, value: Any) -> Any:
+        return {} if value is None else value  # `spec:` with nothing under it
 
 
 for _model in (Step, StepParallel, IndependentStep, IndependentStepParallel, TestWorkflowSpec, TestWorkflow):
