@@ -334,19 +334,24 @@ class _Builder:
             # Produce one complete value (scalar, alias, or a collection that just closed) ...
             if cls is scalar_event:
                 tag = event.tag
+                text = event.value
+                plain_merge = False
                 try:
                     if tag is None:
-                        value = resolve_plain(event.value) if event.implicit[0] else event.value
+                        if event.implicit[0]:
+                            value = resolve_plain(text)
+                            plain_merge = text == "<<"
+                        else:
+                            value = text
                     else:
-                        value = _resolve_tagged(tag, event.value)
+                        value = _resolve_tagged(tag, text)
                 except _ScalarError as error:
                     self.problem(str(error), mark.line, mark.column)
-                    value = event.value
+                    value = text
                 sub = None
                 size = 1
                 if event.anchor is not None:
                     anchors[event.anchor] = (value, None, 1)
-                plain_merge = value == "<<" and tag is None and event.implicit[0]
             elif cls is mapping_start or cls is sequence_start:
                 if len(stack) >= MAX_DEPTH:
                     self.problem(f"nesting deeper than {MAX_DEPTH} levels", mark.line, mark.column)
@@ -409,11 +414,31 @@ class _Builder:
                 break
             else:  # pragma: no cover - libyaml emits nothing else inside a document
                 continue
-            # ... and put it where it belongs.
-            if stack:
-                self._add(stack, value, sub, size, mark.line, mark.column, plain_merge)
-            else:
+            # ... and put it where it belongs. The common cases are inlined: this loop runs per value.
+            if not stack:
                 root = (value, mark.line, mark.column, sub)
+                continue
+            frame = stack[-1]
+            container = frame.container
+            if container.__class__ is list:
+                frame.size += size
+                container.append(value)
+                frame.positions.append((mark.line, mark.column, sub))
+            elif frame.key is _MISSING and value.__class__ is str and not plain_merge:
+                frame.size += size
+                frame.key = value
+                frame.merge_key = False
+                frame.key_line = mark.line
+                frame.key_column = mark.column
+            else:
+                key = frame.key
+                if key.__class__ is str and not frame.merge_key and key not in container:
+                    frame.size += size
+                    frame.key = _MISSING
+                    container[key] = value
+                    frame.positions[key] = (mark.line, mark.column, sub, frame.key_line, frame.key_column)
+                else:
+                    self._add(stack, value, sub, size, mark.line, mark.column, plain_merge)
 
         if root is None or root[0] is None:
             return  # an empty document
