@@ -96,6 +96,7 @@ def _plant(data: Any, path: tuple[str | int, ...], tree: Any, new_key: str | Non
     head, rest = path[0], path[1:]
     if isinstance(data, dict):
         return {**data, head: _plant(data[head], rest, tree, new_key)}
+    assert isinstance(head, int)
     copy = list(data)
     copy[head] = _plant(copy[head], rest, tree, new_key)
     return copy
