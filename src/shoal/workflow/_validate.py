@@ -45,6 +45,8 @@ _PATTERN_WORDS: Final = {
     RESTART_POLICY_PATTERN: "Never or OnFailure",
 }
 
+_YAML11_BOOLS: Final = frozenset(("y", "yes", "n", "no", "on", "off"))
+
 _TYPE_WORDS: Final = {
     "int_type": "an integer",
     "int_parsing": "an integer",
@@ -214,6 +216,8 @@ def _message(path: tuple[str | int, ...], details: list[ErrorDetails]) -> str:
         message += " (put it in quotes)"
     elif "a string" in expected and isinstance(value, bool):
         message += " (put it in quotes: 'true' and 'false' are booleans in YAML)"
+    elif "true or false" in expected and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+        message += " (YAML 1.2 reads yes/no/on/off as strings)"
     return message
 
 

@@ -44,9 +44,11 @@ def test_wrong_types_say_what_was_expected() -> None:
         "wf.yaml:7:12: spec.container.image: expected a string, got 5 (put it in quotes)",
         "wf.yaml:10:14: spec.container.env[0].value: expected a string, got true "
         "(put it in quotes: 'true' and 'false' are booleans in YAML)",
-        "wf.yaml:11:15: spec.container.env[0].global: expected true or false, got 'yes'",
+        "wf.yaml:11:15: spec.container.env[0].global: expected true or false, got 'yes' "
+        "(YAML 1.2 reads yes/no/on/off as strings)",
         "wf.yaml:13:20: spec.steps[0].retry.count: expected an integer, got 'abc'",
-        "wf.yaml:14:15: spec.steps[0].optional: expected true or false, got 'yes'",
+        "wf.yaml:14:15: spec.steps[0].optional: expected true or false, got 'yes' "
+        "(YAML 1.2 reads yes/no/on/off as strings)",
         "wf.yaml:15:12: spec.steps[0].steps: expected a list, got a mapping",
     ]
 
