@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.execution._toolkit.__main__ import main
+from shoal.execution._toolkit._context import ToolkitRun, load_run
 from shoal.workflow._plan import EnvVar, Plan, Stage
 
 MARKER = "\x01\x05"
@@ -85,6 +86,29 @@ class Execution:
         }
         env.update(extra or {})
         return env
+
+    def load(
+        self, kind: str, spec: dict[str, Any], *, env: dict[str, str] | None = None
+    ) -> tuple[ToolkitRun, io.StringIO]:
+        """A ToolkitRun for a one-stage plan, printing into the returned buffer."""
+        plan = one_stage_plan(kind, spec)
+        (self.shoal_dir / "plan.json").write_text(json.dumps(plan.to_dict()))
+        out = io.StringIO()
+        return load_run(kind, "rstage", self.env(env), self.data, out), out
+
+    def call(
+        self,
+        fn: Callable[..., int],
+        kind: str,
+        spec: dict[str, Any],
+        *args: Any,
+        env: dict[str, str] | None = None,
+    ) -> Result:
+        """Run an operation function with injected seams."""
+        run, out = self.load(kind, spec, env=env)
+        code = fn(run, *args)
+        text = out.getvalue()
+        return Result(code=code, output=text, markers=parse_markers(text))
 
     def run(
         self,

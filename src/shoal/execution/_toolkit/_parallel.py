@@ -1,0 +1,183 @@
+"""The ``parallel`` operation: run every worker of the stage as its own sub-plan, at most
+``parallelism`` at once, with ``transfer`` before a worker starts and ``fetch`` after it ends.
+
+Worker output is printed live as ``[worker N] line``; the ``logs`` condition (evaluated on the worker's
+result, default: keep) decides whether the worker's log is also kept as the artifact
+``logs/<ref>/worker-<N>.log``. ``failFast`` aborts every other worker after the first failure. The stage
+passes only when every worker passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ._context import PARALLEL, ToolkitError, ToolkitRun
+from ._globs import walk_files
+from ._subplans import (
+    Instance,
+    InstanceSource,
+    Mounts,
+    SubJob,
+    SubPlanRunner,
+    children_root,
+    condition_holds,
+    secrets_for,
+    sub_execution_id,
+)
+
+DEFAULT_PARALLELISM = 1000
+
+
+def _globs(entry: dict[str, Any]) -> list[str]:
+    files = entry.get("files") or ["**/*"]
+    return [str(f) for f in ([files] if isinstance(files, str) else files)]
+
+
+def copy_tree(src: Path, patterns: Sequence[str], dest: Path) -> int:
+    """Copy the files under ``src`` matching ``patterns`` (relative globs) into ``dest``; how many."""
+    if not src.exists():
+        return 0
+    absolute = [
+        ("!" if p.startswith("!") else "") + str(src / p.lstrip("!"))
+        if not p.lstrip("!").startswith("/")
+        else p
+        for p in patterns
+    ]
+    count = 0
+    for path in walk_files(absolute):
+        rel = path.relative_to(src)
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        count += 1
+    return count
+
+
+def transfer_into(run: ToolkitRun, spec: dict[str, Any], mounts: Mounts) -> None:
+    for entry in spec.get("transfer") or []:
+        source = str(entry.get("from") or "")
+        if not source:
+            raise ToolkitError("parallel.transfer[].from is required")
+        src = run.host_path(source)
+        dest = mounts.host(str(entry.get("to") or source))
+        n = copy_tree(src, _globs(entry), dest)
+        run.log(f"transferred {n} files from {source}")
+
+
+def fetch_from(run: ToolkitRun, spec: dict[str, Any], mounts: Mounts, label: str) -> None:
+    for entry in spec.get("fetch") or []:
+        source = str(entry.get("from") or "")
+        if not source:
+            raise ToolkitError("parallel.fetch[].from is required")
+        dest = run.host_path(str(entry.get("to") or source))
+        n = copy_tree(mounts.host(source), _globs(entry), dest)
+        run.log(f"{label} fetched {n} files from {source}")
+
+
+@contextlib.contextmanager
+def abort_on_sigterm(cancel: threading.Event) -> Iterator[None]:
+    """SIGTERM (an abort of the parent) cancels the sub-plans instead of killing the toolkit at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        cancel.set()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_parallel(
+    run: ToolkitRun, source: InstanceSource | None = None, runner: SubPlanRunner | None = None
+) -> int:
+    from ._subplans import CompilerInstances, LocalSubPlans
+
+    instances = (source or CompilerInstances()).workers(run)
+    runner = runner or LocalSubPlans(run.env)
+    parallelism = max(1, int(run.spec.get("parallelism") or DEFAULT_PARALLELISM))
+    fail_fast = bool(run.spec.get("failFast", False))
+    cancel = threading.Event()
+    statuses: dict[int, str] = {}
+    root = children_root(run)
+    run.log(f"Running {len(instances)} workers (parallelism {min(parallelism, max(1, len(instances)))})")
+
+    def work(inst: Instance) -> None:
+        label = f"[worker {inst.index}]"
+        if cancel.is_set():
+            statuses[inst.index] = "aborted"
+            run.emit(PARALLEL, {"index": inst.index, "status": "aborted"})
+            return
+        job = SubJob(
+            execution_id=sub_execution_id(run, "worker", inst.index),
+            plan=inst.plan,
+            workspace=root / f"{run.ref}-worker-{inst.index}",
+            secrets=secrets_for(run),
+        )
+        log_file = job.workspace.parent / f"{job.workspace.name}.log"
+        try:
+            mounts = runner.prepare(job)
+            transfer_into(run, inst.spec, mounts)
+        except (ToolkitError, OSError) as exc:
+            run.log(f"{label} cannot start: {exc}")
+            statuses[inst.index] = "failed"
+            run.emit(PARALLEL, {"index": inst.index, "status": "failed"})
+            if fail_fast:
+                cancel.set()
+            return
+        start: dict[str, Any] = {"index": inst.index, "status": "running"}
+        if inst.description:
+            start["description"] = inst.description
+        run.emit(PARALLEL, start)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("w", encoding="utf-8") as log:
+
+            def on_line(line: str) -> None:
+                log.write(line + "\n")
+                run.log(f"{label} {line}")
+
+            try:
+                status = runner.run(job, on_line, cancel)
+            except Exception as exc:  # a runtime failure fails this worker, not the whole toolkit
+                run.log(f"{label} runtime error: {exc}")
+                status = "failed"
+        try:
+            fetch_from(run, inst.spec, mounts, label)
+        except (ToolkitError, OSError) as exc:
+            run.log(f"{label} fetch failed: {exc}")
+            if status == "passed":
+                status = "failed"
+        statuses[inst.index] = status
+        run.log(f"{label} {status}")
+        run.emit(PARALLEL, {"index": inst.index, "status": status})
+        if condition_holds(inst.spec.get("logs", run.spec.get("logs")), status):
+            name = f"logs/{run.ref}/worker-{inst.index}.log"
+            dest = run.artifacts_dir / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log_file, dest)
+            run.emit("artifact", {"name": name, "size": dest.stat().st_size})
+        if status != "passed" and fail_fast and not cancel.is_set():
+            run.log(f"{label} failed: aborting the other workers (failFast)")
+            cancel.set()
+
+    with (
+        abort_on_sigterm(cancel),
+        ThreadPoolExecutor(max_workers=min(parallelism, max(1, len(instances)))) as pool,
+    ):
+        for future in [pool.submit(work, inst) for inst in instances]:
+            future.result()
+    passed = sum(1 for s in statuses.values() if s == "passed")
+    run.log(f"{passed}/{len(instances)} workers passed")
+    return 0 if passed == len(instances) else 1
