@@ -668,3 +668,62 @@ class TestWorkflowTemplate(SpecModel):
 for _model in (Step, StepParallel, IndependentStep, IndependentStepParallel, TestWorkflowSpec, TestWorkflow):
     _model.model_rebuild()
 del _model
+
+
+# --- the TestWorkflowExecution request (GitOps: creating one runs a workflow) -------------------
+
+
+class RunningContextInterface(SpecModel):
+    name: str | None = None
+    type: Literal["cli", "ui", "api", "ci/cd", "internal"]
+
+
+class RunningContextActor(SpecModel):
+    name: str | None = None
+    email: str | None = None
+    execution_id: str | None = None
+    execution_path: str | None = None
+    execution_reference: str | None = None
+    type: Literal[
+        "cron", "testtrigger", "user", "testworkflow", "testworkflowexecution", "program", "gitintegration"
+    ]
+
+
+class RunningContext(SpecModel):
+    interface: RunningContextInterface
+    actor: RunningContextActor
+
+
+class ExecutionRequest(SpecModel):
+    name: str | None = None
+    config: dict[str, IntOrString] | None = None
+    test_workflow_execution_name: str | None = None
+    disable_webhooks: bool | None = None
+    tags: StringMap | None = None
+    running_context: RunningContext | None = None
+    target: Target | None = None
+
+
+class TestWorkflowExecutionSpec(SpecModel):
+    test_workflow: LocalObjectReference
+    execution_request: ExecutionRequest | None = None
+
+
+class TestWorkflowExecutionStatus(SpecModel):
+    """Written by the backend; the latest execution is kept as given."""
+
+    latest_execution: KubeObject | None = None
+    generation: int | None = None
+    error: str | None = None
+
+
+class TestWorkflowExecution(SpecModel):
+    """A request to run ``spec.testWorkflow.name`` (not a kind that ``validate_document`` accepts)."""
+
+    __test__ = False  # not a pytest test class
+
+    api_version: str = "testworkflows.testkube.io/v1"
+    kind: Literal["TestWorkflowExecution"] = "TestWorkflowExecution"
+    metadata: ObjectMeta
+    spec: TestWorkflowExecutionSpec
+    status: TestWorkflowExecutionStatus | None = None

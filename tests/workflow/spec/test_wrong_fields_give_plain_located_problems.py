@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from shoal.workflow._errors import WorkflowError
-from shoal.workflow._spec import IndependentStep, Step, TestWorkflow, TestWorkflowTemplate
+from shoal.workflow._spec import (
+    IndependentStep,
+    Step,
+    TestWorkflow,
+    TestWorkflowExecution,
+    TestWorkflowTemplate,
+)
 from shoal.workflow._validate import parse_workflow, validate_document, validate_documents
 from shoal.workflow._yaml import load_documents
 
@@ -245,4 +251,21 @@ def test_snake_case_names_are_not_accepted_in_documents() -> None:
     assert _spec("  container:\n    image_pull_policy: Always\n") == [
         "wf.yaml:7:5: spec.container.image_pull_policy: unknown field 'image_pull_policy' "
         "(did you mean imagePullPolicy?)"
+    ]
+
+
+def test_execution_requests_have_a_model_but_are_not_a_supported_kind() -> None:
+    text = (
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowExecution\nmetadata: {name: run-1}\n"
+        "spec:\n  testWorkflow: {name: demo}\n  executionRequest:\n    config: {workers: 3}\n"
+        "    runningContext: {interface: {type: cli}, actor: {type: user, name: me}}\n"
+    )
+    (doc,) = load_documents(text)
+    request = TestWorkflowExecution.model_validate(doc.data, by_name=False)
+    assert request.spec.test_workflow.name == "demo"
+    assert request.spec.execution_request is not None
+    assert request.spec.execution_request.config == {"workers": 3}
+    assert problems_of(text) == [
+        "wf.yaml:2:7: kind: unsupported kind 'TestWorkflowExecution' (supported kinds: TestWorkflow, "
+        "TestWorkflowTemplate)"
     ]
