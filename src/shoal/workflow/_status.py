@@ -993,8 +993,10 @@ class ExecutionState:
                 continue
             children = self.tree.signature_children.get(ref) or self._children(ref)
             statuses = [self._derived(c) for c in children]
-            if ref in self.tree.signature_children and children and all(
-                s is StepStatus.SKIPPED for s in statuses
+            if (
+                ref in self.tree.signature_children
+                and children
+                and all(s is StepStatus.SKIPPED for s in statuses)
             ):
                 step.status = StepStatus.SKIPPED
             elif any(s is StepStatus.ABORTED for s in statuses):
@@ -1032,6 +1034,11 @@ class ExecutionState:
         if node is not None and node.is_group and children:
             statuses = [self._derived(c) for c in children]
             if all(s.is_finished for s in statuses):
+                # Until the group's own end arrives; the init program's end wins (e.g. the group's timeout).
+                if StepStatus.ABORTED in statuses:
+                    return StepStatus.ABORTED
+                if StepStatus.CANCELED in statuses:
+                    return StepStatus.CANCELED
                 values = {c: s.is_success for c, s in zip(children, statuses, strict=True)}
                 passed = evaluate_result(node.result_expression(self.tree), values)
                 return StepStatus.PASSED if passed else StepStatus.FAILED
@@ -1045,7 +1052,13 @@ class ExecutionState:
         return step.status
 
     def step_status(self, ref: str) -> StepStatus:
+        """The step's status: as reported, else (groups) derived from the children."""
         return self._derived(ref)
+
+    def reported_status(self, ref: str) -> StepStatus | None:
+        """The status an event (or a termination) gave the step, None when nothing did."""
+        step = self._steps.get(ref)
+        return step.status if step is not None else None
 
     @property
     def initialization_status(self) -> StepStatus:
@@ -1133,7 +1146,7 @@ def build_execution_result(state: ExecutionState, scheduled_at: int | None = Non
         status=init_src.status or StepStatus.QUEUED,
         exit_code=init_src.exit_code,
         error_message=init_src.error_message,
-        queued_at=_earliest(started_at, queued_at),
+        queued_at=started_at,  # the initialization queues once the execution started (pod created)
         started_at=init_src.started_at,
         finished_at=init_src.finished_at,
     )
@@ -1167,7 +1180,11 @@ def build_execution_result(state: ExecutionState, scheduled_at: int | None = Non
             step.started_at = step.queued_at
         if step.started_at is not None and step.queued_at is not None and step.started_at < step.queued_at:
             step.started_at = step.queued_at
-        if step.finished_at is not None and step.started_at is not None and step.finished_at < step.started_at:
+        if (
+            step.finished_at is not None
+            and step.started_at is not None
+            and step.finished_at < step.started_at
+        ):
             step.finished_at = step.started_at
         last = step.finished_at
 
@@ -1262,11 +1279,6 @@ def _fill_info(step: _Step, event: ExecutionEvent) -> bool:
 def _latest(*values: int | None) -> int | None:
     present = [v for v in values if v is not None]
     return max(present) if present else None
-
-
-def _earliest(*values: int | None) -> int | None:
-    present = [v for v in values if v is not None]
-    return min(present) if present else None
 
 
 def _next_leaf_start(steps: Mapping[str, StepResult], leaves: Sequence[str], index: int) -> int | None:
