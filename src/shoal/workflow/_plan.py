@@ -173,6 +173,9 @@ class Plan:
     silent: bool = False
     isolated_containers: bool = False
     version: int = PLAN_VERSION
+    # ExecutionContext.to_dict() of the run this Plan was compiled for (workers/services are compiled
+    # from it: resource ids, execution.* variables)
+    context: dict[str, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- serialisation
 
@@ -217,6 +220,7 @@ class Plan:
             silent=bool(data.get("silent", False)),
             isolated_containers=bool(data.get("isolated_containers", False)),
             version=version,
+            context=dict(data.get("context", {})),
         )
 
     # ---------------------------------------------------------------- queries

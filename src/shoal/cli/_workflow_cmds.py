@@ -1,0 +1,163 @@
+"""`shoal validate` and `shoal compile`: check workflow files and print the Plan they compile to."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import yaml
+
+EXIT_INVALID = 2
+EXIT_INTERNAL = 70
+
+_T = TypeVar("_T")
+
+
+def _print_problems(problems: Any) -> None:
+    for problem in problems:
+        sys.stderr.write(f"{_line(problem)}\n")
+
+
+def _line(problem: Any) -> str:
+    """`FILE:LINE:COL: <field path>: <what was expected>`."""
+    where = problem.file or "<input>"
+    if problem.line is not None:
+        where += f":{problem.line}:{problem.column if problem.column is not None else 1}"
+    if problem.path:
+        return f"{where}: {problem.path}: {problem.message}"
+    return f"{where}: {problem.message}"
+
+
+def _guarded(action: Callable[[], _T]) -> _T:
+    """Run a command body: input problems -> exit 2 with one line each; anything else -> exit 70."""
+    from shoal.workflow import WorkflowError
+
+    try:
+        return action()
+    except typer.Exit:
+        raise
+    except WorkflowError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(EXIT_INVALID) from None
+    except Exception as exc:
+        sys.stderr.write(f"shoal: internal error: {type(exc).__name__}: {exc}\n")
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _parse_config(items: list[str]) -> dict[str, str]:
+    from shoal.workflow import Problem, WorkflowError
+
+    out: dict[str, str] = {}
+    problems = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            problems.append(Problem(f"expected --config KEY=VALUE, got {item!r}", "--config"))
+            continue
+        out[key] = value  # the value is a plain string: never evaluated as an expression
+    if problems:
+        raise WorkflowError(problems)
+    return out
+
+
+def validate_command(
+    files: Annotated[list[Path], typer.Argument(help="Workflow/template files or directories.")],
+) -> None:
+    """Check TestWorkflow and TestWorkflowTemplate documents; exit 2 with one line per problem."""
+
+    def run() -> None:
+        from shoal.workflow import WorkflowError, load_bundle, validate_documents
+
+        bundle = load_bundle(files)
+        problems = validate_documents(bundle.documents)
+        if problems:
+            raise WorkflowError(problems)
+        problems = []
+        for doc in bundle.workflows:
+            problems.extend(_missing_templates(doc, bundle.templates))
+        if problems:
+            raise WorkflowError(problems)
+        count = len(bundle.documents)
+        typer.echo(f"{count} document{'s' if count != 1 else ''} valid")
+
+    _guarded(run)
+
+
+def _missing_templates(doc: Any, templates: dict[str, Any]) -> list[Any]:
+    """`use`/`template` references to templates none of the given files define."""
+    from shoal.workflow import Problem, format_path, internal_template_name
+
+    problems: list[Any] = []
+
+    def check(ref: Any, path: tuple[str | int, ...]) -> None:
+        name = ref.get("name") if isinstance(ref, dict) else None
+        if isinstance(name, str) and internal_template_name(name) not in templates:
+            line, column = doc.locate((*path, "name"))
+            problems.append(Problem(f"template {name!r} not found in the given files",
+                                    format_path((*path, "name")), doc.file, line, column))
+
+    def walk(node: Any, path: tuple[str | int, ...]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "use" and isinstance(value, list):
+                    for i, ref in enumerate(value):
+                        check(ref, (*path, key, i))
+                elif key == "template" and isinstance(value, dict):
+                    check(value, (*path, key))
+                else:
+                    walk(value, (*path, key))
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, (*path, i))
+
+    walk(doc.data.get("spec") if isinstance(doc.data, dict) else None, ("spec",))
+    return problems
+
+
+def compile_command(
+    file: Annotated[Path, typer.Argument(help="A file (or directory) holding the workflow.")],
+    name: Annotated[str | None, typer.Option("--name", help="The workflow to compile when the file has several.")] = None,
+    config: Annotated[list[str] | None, typer.Option("--config", help="A config value KEY=VALUE (repeatable).")] = None,
+    template_dir: Annotated[
+        list[Path] | None, typer.Option("--template-dir", help="A directory of templates (repeatable).")
+    ] = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="json or yaml.")] = "json",
+) -> None:
+    """Compile a TestWorkflow into the Plan a run would execute, and print it."""
+
+    def run() -> None:
+        from shoal.workflow import (
+            ExecutionContext,
+            Problem,
+            WorkflowError,
+            compile_workflow,
+            load_bundle,
+            validate_documents,
+        )
+
+        if output not in ("json", "yaml"):
+            raise WorkflowError(Problem(f"expected json or yaml, got {output!r}", "-o"))
+        values = _parse_config(list(config or []))
+        bundle = load_bundle([file, *(template_dir or [])])
+        problems = validate_documents(bundle.documents)
+        if problems:
+            raise WorkflowError(problems)
+        doc = bundle.workflow(name)
+        compiled = compile_workflow(doc, bundle.templates, values, ExecutionContext(), validate=False)
+        data = compiled.plan.to_dict()
+        if output == "yaml":
+            typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+        else:
+            typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+    _guarded(run)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `validate` and `compile` to the `shoal` command."""
+    app.command("validate")(validate_command)
+    app.command("compile")(compile_command)

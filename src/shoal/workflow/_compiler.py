@@ -1,0 +1,1296 @@
+"""The compiler: resolved spec -> stage tree -> Plan (reference §4.1-§4.4, §4.6).
+
+``compile_workflow`` applies templates and config, resolves every expression it can against the
+compile-time variables (config, execution context, workflow metadata), builds the stage tree in the
+preset operation order, flattens it like Testkube (virtual groups lifted, single-child groups merged
+into their child), computes each stage's condition, status chain and group result, and groups the
+operations into containers. What is only known at run time stays as expression text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.workflow._context import ExecutionContext
+from shoal.workflow._errors import Problem, WorkflowError
+from shoal.workflow._expressions import Expression, compile_expression, to_string
+from shoal.workflow._fields import FieldWalker, Where, is_config_schema
+from shoal.workflow._merge import dedupe_env, merge_container, merge_pod
+from shoal.workflow._origins import Locatable, Locator, Origins
+from shoal.workflow._plan import (
+    Action,
+    ConfigValue,
+    Container,
+    EnvVar,
+    Plan,
+    Retry,
+    SignatureNode,
+    Stage,
+    StageKind,
+)
+from shoal.workflow._resolve import (
+    FieldError,
+    Scope,
+    compile_cached,
+    resolve_template,
+    resolve_template_static,
+)
+from shoal.workflow._runtime_names import (
+    EXECUTE_ROOTS,
+    INSTANCE_ROOTS,
+    STATUS_NAMES,
+    credential_env_name,
+    secret_env_name,
+    sensitive_env_name,
+)
+from shoal.workflow._templates import (
+    CONTAINER_KEYS,
+    ResolutionError,
+    TemplateApplier,
+    TemplateSet,
+    add_global_template,
+    cast_expression,
+    cast_value,
+)
+
+Data = dict[str, Any]
+
+ROOT_REF = "root"
+DEFAULT_IMAGE = "busybox:1.36"  # the image of steps that set none (Testkube: its init image, busybox userland)
+TOOLKIT_IMAGE = "shoal-toolkit"  # the image of impure toolkit operations (git clone)
+DEFAULT_GIT_MOUNT = "/data/repo"
+DEFAULT_ENV: tuple[Data, ...] = ({"name": "CI", "value": "1"},)
+
+# Spec keys whose strings must be fully known before the run starts (they shape the pod/job).
+_STATIC_KEYS = frozenset({"job", "pod", "pvcs", "execution", "concurrency", "image", "imagePullPolicy",
+                          "resources", "securityContext", "volumeMounts", "envFrom", "files", "timeout",
+                          "delay", "retry"})
+# Operations the toolkit runs in any container (compatible with everything when grouping).
+_WILDCARD_KINDS = frozenset({"delay", "pause", "tarball", "artifacts", "services-start", "services-stop",
+                             "execute", "parallel"})
+_CATEGORY = {
+    "shell": "Run shell command",
+    "run": "Run",
+    "git": "Clone Git repository",
+    "tarball": "Fetch tarball",
+    "services-start": "Start services",
+    "services-stop": "Stop services",
+    "parallel": "Run in parallel",
+    "execute": "Execute test workflows",
+    "artifacts": "Upload artifacts",
+    "pause": "Wait for continue",
+}
+
+
+# ==================================================================================== public API
+
+
+@dataclass(slots=True)
+class CompiledWorkflow:
+    """The Plan, and the values of sensitive config parameters keyed by the env var that carries them."""
+
+    plan: Plan
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+def compile_workflow(
+    doc_or_data: Any,
+    templates: Mapping[str, Any] | None = None,
+    config: Mapping[str, str] | None = None,
+    context: ExecutionContext | None = None,
+    global_template: str | None = None,
+    *,
+    validate: bool = True,
+    extra_variables: Mapping[str, Any] | None = None,
+) -> CompiledWorkflow:
+    """Compile one TestWorkflow (a ``Document`` or its plain data) into a Plan.
+
+    ``templates`` maps template names (either spelling) to template documents or their data;
+    ``config`` holds run-time values (plain strings, never evaluated). Raises ``WorkflowError`` for
+    invalid input and ``ResolutionError`` for what Testkube reports as a failed execution.
+    ``extra_variables`` are further compile-time variables (the instance variables of a worker).
+    """
+    comp = _Compilation(doc_or_data, templates or {}, config or {}, context, global_template, validate,
+                        extra_variables)
+    spec = comp.resolve()
+    return comp.build(spec)
+
+
+def resolve_workflow(
+    doc_or_data: Any,
+    templates: Mapping[str, Any] | None = None,
+    config: Mapping[str, str] | None = None,
+    context: ExecutionContext | None = None,
+    global_template: str | None = None,
+    *,
+    validate: bool = True,
+) -> Data:
+    """The workflow after templates and config: a plain TestWorkflow dict (expressions partly resolved)."""
+    comp = _Compilation(doc_or_data, templates or {}, config or {}, context, global_template, validate)
+    spec = comp.resolve()
+    data = comp.data
+    out: Data = {k: v for k, v in data.items() if k != "spec"}
+    out["spec"] = spec
+    result: Data = json.loads(json.dumps(out, default=str))
+    return result
+
+
+# ==================================================================================== compilation
+
+
+class _NoDocument:
+    """Stands for a document when plain data is compiled: paths are known, positions are not."""
+
+    file: str | None = None
+
+    def locate(self, path: Any) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class _ConfigResult:
+    variables: dict[str, Any] = field(default_factory=dict)
+    expressions: dict[str, Expression] = field(default_factory=dict)
+    values: dict[str, ConfigValue] = field(default_factory=dict)
+    sensitive_env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
+
+
+class _Compilation:
+    def __init__(
+        self,
+        doc_or_data: Any,
+        templates: Mapping[str, Any],
+        config: Mapping[str, str],
+        context: ExecutionContext | None,
+        global_template: str | None,
+        validate: bool,
+        extra_variables: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.extra = dict(extra_variables or {})
+        data = getattr(doc_or_data, "data", doc_or_data)
+        if not isinstance(data, dict):
+            raise WorkflowError.at("expected a TestWorkflow document (a mapping)")
+        self.doc: Locatable = doc_or_data if hasattr(doc_or_data, "locate") else _NoDocument()
+        if validate:
+            self._validate(doc_or_data, data)
+        if data.get("kind") not in (None, "TestWorkflow"):
+            raise WorkflowError.at(f"expected a TestWorkflow, got {data.get('kind')!r}", "kind",
+                                   getattr(self.doc, "file", None))
+        self.data = data
+        self.origins = Origins()
+        self.locator = Locator(self.origins, self.doc)
+        self.templates = TemplateSet(templates, self.origins)
+        self.config_values = dict(config)
+        self.context = context or ExecutionContext()
+        self.global_template = global_template
+        metadata = data.get("metadata") or {}
+        self.name = str(metadata.get("name") or "")
+        self.labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
+        self.problems: list[Problem] = []
+        self.resolution_problems: list[Problem] = []
+        self.config = _ConfigResult()
+        self.tags: dict[str, str] = {}
+        self.static = Scope()
+        # env vars that `secret()`/`credential()` calls turned into (name -> EnvVar data)
+        self.secret_refs: dict[str, Data] = {}
+
+    def _secret(self, name: Any, key: Any, *_computed: Any) -> Expression:
+        env = secret_env_name(str(name), str(key))
+        self.secret_refs[env] = {"name": env, "valueFrom": {"secretKeyRef": {"name": str(name), "key": str(key)}}}
+        return compile_expression(f"env.{env}")
+
+    def _credential(self, name: Any, *_computed: Any) -> Expression:
+        env = credential_env_name(str(name))
+        self.secret_refs[env] = {"name": env, "valueFrom": {"credentialRef": {"name": str(name)}}}
+        return compile_expression(f"env.{env}")
+
+    def _validate(self, doc_or_data: Any, data: Data) -> None:
+        from shoal.workflow._validate import validate_document
+        from shoal.workflow._yaml import Document
+
+        doc = doc_or_data if isinstance(doc_or_data, Document) else Document(data, "<input>", 0)
+        problems = validate_document(doc)
+        if problems:
+            raise WorkflowError(problems)
+
+    # ---------------------------------------------------------------- templates, config, expressions
+
+    def resolve(self) -> Data:
+        spec_src = self.data.get("spec") or {}
+        spec: Data = self.origins.copy(spec_src, self.doc, ("spec",))
+        if self.global_template:
+            add_global_template(spec, self.global_template)
+        TemplateApplier(self.templates, self.origins, self.locator).apply_spec(spec)
+        self.config = self._config(spec)
+        self._tags_and_scope(spec)
+        _SpecResolver(self).walk(spec, Where(spec, (), ("spec",), _State()))
+        self._raise_problems()
+        return spec
+
+    def _raise_problems(self) -> None:
+        if self.resolution_problems:
+            raise ResolutionError(self.resolution_problems + self.problems)
+        if self.problems:
+            raise WorkflowError(self.problems)
+
+    def _config(self, spec: Data) -> _ConfigResult:
+        out = _ConfigResult()
+        schema = spec.get("config") or {}
+        base = Scope(variables={**self.context.variables(self.name, self.labels, dict(self.context.tags)),
+                                **self.extra})
+        for name, raw in schema.items():
+            param = raw if isinstance(raw, dict) else {}
+            kind = str(param.get("type") or "string")
+            sensitive = bool(param.get("sensitive"))
+            key = f"config.{name}"
+            value: Any
+            if name in self.config_values:
+                raw_value = self.config_values[name]
+                try:
+                    value = cast_value(raw_value, kind)
+                except ValueError as exc:
+                    self.problems.append(Problem(f"{exc}", f"config.{name}", None))
+                    continue
+                text = raw_value if isinstance(raw_value, str) else to_string(raw_value)
+                from_default = False
+            elif param.get("default") is not None:
+                default = param["default"]
+                source = default if isinstance(default, str) else to_string(default)
+                try:
+                    expr = compile_cached(source, True).resolve(base.machine())
+                    cast = cast_expression(expr, kind)
+                except (FieldError, ValueError) as exc:
+                    self.problems.append(self.locator.problem(
+                        f"{getattr(exc, 'message', exc)}", schema, (name, "default")))
+                    continue
+                except Exception as exc:  # the engine's own error type
+                    self.problems.append(self.locator.problem(str(exc), schema, (name, "default")))
+                    continue
+                from_default = True
+                if isinstance(cast, Expression):
+                    out.expressions[key] = cast
+                    out.values[name] = ConfigValue(None if sensitive else cast.template(), sensitive, True)
+                    continue
+                value = cast
+                text = to_string(value)
+            else:
+                out.missing.add(name)
+                continue
+            if sensitive:
+                env = sensitive_env_name(name)
+                out.sensitive_env[env] = name
+                out.secrets[env] = text
+                fn = {"integer": "int", "number": "float", "boolean": "bool"}.get(kind)
+                out.expressions[key] = compile_expression(f"{fn}(env.{env})" if fn else f"env.{env}")
+                out.values[name] = ConfigValue(None, True, from_default)
+            else:
+                out.variables[key] = value
+                out.values[name] = ConfigValue(to_string(value), False, from_default)
+        return out
+
+    def _tags_and_scope(self, spec: Data) -> None:
+        pvcs = spec.get("pvcs") or {}
+        root_id = self.context.resource_root or self.context.id
+        pvc_vars = {f"pvcs.{name}.name": f"{root_id}-{_dns_part(name)}" for name in pvcs}
+        base_vars = {
+            **self.context.variables(self.name, self.labels, dict(self.context.tags)),
+            **pvc_vars,
+            **self.extra,
+            **self.config.variables,
+            "always": True,
+            "never": False,
+        }
+        base = Scope(variables=base_vars, expressions=dict(self.config.expressions))
+        tags: dict[str, str] = {}
+        execution = spec.get("execution") or {}
+        for key, value in (execution.get("tags") or {}).items():
+            text = value if isinstance(value, str) else to_string(value)
+            try:
+                tags[str(key)] = resolve_template_static(text, base, "an execution tag")
+            except FieldError as exc:
+                self.problems.append(self.locator.problem(_with_pos(exc), execution, ("tags", key)))
+        tags.update(self.context.tags)
+        self.tags = tags
+        self.static = Scope(
+            variables={**base_vars, **self.context.variables(self.name, self.labels, tags)},
+            expressions=dict(self.config.expressions),
+            functions={"secret": self._secret, "credential": self._credential},
+        )
+
+    # ---------------------------------------------------------------- stage tree and Plan
+
+    def build(self, spec: Data) -> CompiledWorkflow:
+        builder = _TreeBuilder(self, spec)
+        root = builder.build_root()
+        if not any(True for _ in _operations(root)):
+            raise WorkflowError(self.locator.problem("test workflow has nothing to run", spec, ()))
+        self._check_volumes(spec, root)
+        if self.problems or self.resolution_problems:
+            self._raise_problems()
+        plan = _Planner(self, spec, builder).plan(root)
+        return CompiledWorkflow(plan=plan, secrets=dict(self.config.secrets))
+
+    def _check_volumes(self, spec: Data, root: _Node) -> None:
+        pod = spec.get("pod") or {}
+        declared = {str(v.get("name")) for v in pod.get("volumes") or [] if isinstance(v, dict)}
+        seen: set[int] = set()
+        for op in _operations(root):
+            for mount in (op.container or {}).get("volumeMounts") or []:
+                if not isinstance(mount, dict) or id(mount) in seen:
+                    continue
+                seen.add(id(mount))
+                name = str(mount.get("name") or "")
+                if name not in declared:
+                    self.resolution_problems.append(self.locator.problem(
+                        f"volumeMount {name!r} at {mount.get('mountPath')!r} names a volume that pod.volumes "
+                        "does not declare", mount, ("name",)))
+
+
+def _dns_part(name: str) -> str:
+    out = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
+    return out or "pvc"
+
+
+def _with_pos(exc: FieldError) -> str:
+    return exc.message
+
+
+# ==================================================================================== spec resolution
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    instance: bool = False  # inside parallel/services/execute: instance variables may stay
+    execute: bool = False
+    static: str = ""  # non-empty: strings here must be fully known (what they are, for messages)
+    own_config: frozenset[str] = frozenset()  # config params declared by a parallel spec itself
+
+
+class _SpecResolver(FieldWalker):
+    """Resolves every field of the spec in place against the compile-time scope."""
+
+    def __init__(self, comp: _Compilation) -> None:
+        super().__init__(comp.origins)
+        self.comp = comp
+        static = comp.static
+        status = STATUS_NAMES | {"always", "never"}
+        self.main = static
+        self.main_condition = static.child(allowed_names=status)
+        self.instance = static.child(allowed_roots=INSTANCE_ROOTS, allowed_names=status)
+        self.execute = static.child(allowed_roots=INSTANCE_ROOTS | EXECUTE_ROOTS, allowed_names=status)
+        self._own_cache: dict[tuple[bool, frozenset[str]], Scope] = {}
+
+    def enter(self, key: str, value: Any, where: Where) -> Any:
+        state: _State = where.state
+        if key == "parallel" and isinstance(value, dict):
+            schema = value.get("config")
+            own = frozenset(schema or ()) if is_config_schema(schema) else frozenset()
+            return _State(instance=True, own_config=state.own_config | own)
+        if key == "services" and isinstance(value, dict):
+            return _State(instance=True, execute=state.execute, own_config=state.own_config)
+        if key == "execute" and isinstance(value, dict):
+            return _State(instance=True, execute=True, own_config=state.own_config)
+        if not state.instance and not state.static and key in _STATIC_KEYS:
+            return _State(static=key)
+        return None
+
+    def _scope(self, state: _State, condition: bool) -> Scope:
+        if not state.instance:
+            return self.main_condition if condition else self.main
+        base = self.execute if state.execute else self.instance
+        if not state.own_config:
+            return base
+        key = (state.execute, state.own_config)
+        found = self._own_cache.get(key)
+        if found is None:
+            found = base.child(allowed_names=[f"config.{n}" for n in state.own_config])
+            self._own_cache[key] = found
+        return found
+
+    def _problem(self, exc: FieldError, where: Where) -> None:
+        name = exc.name or ""
+        if name.startswith("config.") and name[7:] in self.comp.config.missing:
+            self.comp.resolution_problems.append(self.comp.locator.problem(
+                f"config {name[7:]!r} is required (it has no default) but no value was given",
+                where.anchor, where.rel))
+            return
+        self.comp.problems.append(self.comp.locator.problem(exc.message, where.anchor, where.rel))
+
+    def template(self, text: str, where: Where) -> Any:
+        if "{{" not in text:
+            return text
+        state: _State = where.state
+        try:
+            if state.static and not state.instance:
+                return resolve_template_static(text, self.main, f"{state.static} ({_last(where)})")
+            return resolve_template(text, self._scope(state, False))
+        except FieldError as exc:
+            self._problem(exc, where)
+            return text
+
+    def expression(self, value: Any, where: Where) -> Any:
+        if not isinstance(value, str):
+            return value
+        state: _State = where.state
+        scope = self._scope(state, True)
+        try:
+            expr = scope.resolve(compile_cached(value, False), value)
+            if expr.is_static():
+                result = expr.value()
+                if where.path and where.path[-1] in ("condition", "until", "logs"):
+                    return expr.source()
+                return result
+            scope.check_residual(expr, value)
+            return expr.source()
+        except FieldError as exc:
+            self._problem(exc, where)
+            return value
+
+    list_keys = frozenset({"command", "args"})
+
+    def template_list(self, items: list[Any], where: Where) -> list[Any]:
+        """argv items: a pure `{{ expr }}` item whose value is a list becomes several items."""
+        out: list[Any] = []
+        state: _State = where.state
+        scope = self._scope(state, False)
+        for i, item in enumerate(items):
+            sub = where.down(i, self.origins, item)
+            if not isinstance(item, str) or "{{" not in item:
+                out.append(item)
+                continue
+            inner = _pure_island(item)
+            if inner is not None:
+                try:
+                    expr = scope.resolve(compile_cached(inner, False), inner)
+                except FieldError as exc:
+                    self._problem(exc, sub)
+                    out.append(item)
+                    continue
+                if expr.is_static() and isinstance(expr.value(), list):
+                    out.extend(to_string(v) for v in expr.value())
+                    continue
+            out.append(self.template(item, sub))
+        return out
+
+
+def _last(where: Where) -> str:
+    from shoal.workflow._origins import format_path
+
+    return format_path(where.path) or "value"
+
+
+def _pure_island(text: str) -> str | None:
+    stripped = text.strip()
+    if not (stripped.startswith("{{") and stripped.endswith("}}")):
+        return None
+    inner = stripped[2:-2]
+    if "{{" in inner or "}}" in inner:
+        return None
+    return inner
+
+
+# ==================================================================================== stage tree
+
+
+@dataclass(eq=False, slots=True)
+class _Node:
+    ref: str
+    kind: StageKind
+    name: str = ""
+    id: str | None = None
+    category: str = ""
+    condition: str = ""  # raw, unexpanded; "" = inherit the parent's
+    optional: bool = False
+    negative: bool = False
+    paused: bool = False
+    pure: bool | None = None  # groups: None = inherit; operations: True/False
+    toolkit: bool = False
+    timeout: str = ""
+    retry: Data | None = None
+    virtual: bool = False  # the setup/steps wrapper groups that always dissolve
+    children: list[_Node] = field(default_factory=list)
+    container: Data | None = None  # operations: the merged ContainerConfig
+    wildcard: bool = False  # runs anywhere (pure toolkit op): compatible with any container
+    shell: str | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    spec: Data = field(default_factory=dict)
+    anchor: Any = None  # the step dict it came from (for positions)
+
+    def append_conditions(self, *exprs: str) -> None:
+        parts: list[str] = []
+        for expr in (*exprs, self.condition):
+            if expr and expr not in parts:
+                parts.append(expr)
+        self.condition = "&&".join(_parenthesize(p) if len(parts) > 1 else p for p in parts)
+
+    def has_pause(self) -> bool:
+        return self.paused or (bool(self.children) and self.children[0].has_pause())
+
+    def add(self, child: _Node | None) -> None:
+        if child is not None:
+            self.children.extend(_flatten(child))
+
+
+def _parenthesize(expr: str) -> str:
+    if all(ch.isalnum() or ch in "._" for ch in expr):
+        return expr
+    if expr.startswith("(") and expr.endswith(")") and _balanced(expr[1:-1]):
+        return expr
+    if "&&" not in expr and "||" not in expr and "?" not in expr:
+        return expr
+    return f"({expr})"
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _flatten(node: _Node) -> list[_Node]:
+    """Testkube's group flattening: empty groups vanish, virtual ones dissolve, single children merge up."""
+    if node.kind != "group":
+        return [node]
+    if not node.children:
+        return []
+    if node.virtual:
+        if node.condition:
+            for ch in node.children:
+                ch.append_conditions(node.condition)
+        return node.children
+    first = node.children[0]
+    if (len(node.children) == 1 and (not node.name or not first.name) and (not node.timeout or not first.timeout)
+            and (not node.paused or not first.paused)):
+        if not first.name:
+            first.name = node.name
+        if not first.id:
+            first.id = node.id
+        if not first.condition:
+            first.append_conditions(node.condition, "passed")
+        else:
+            first.append_conditions(node.condition)
+        if not first.timeout:
+            first.timeout = node.timeout
+        if node.negative:
+            first.negative = not first.negative
+        if node.optional:
+            first.optional = True
+        if node.paused:
+            first.paused = True
+        if node.pure is not None:
+            if first.kind != "group" and node.pure:
+                first.pure = True
+            elif first.kind == "group" and first.pure is None:
+                first.pure = node.pure
+        if first.anchor is None:
+            first.anchor = node.anchor
+        return [first]
+    return [node]
+
+
+def _operations(node: _Node) -> Any:
+    if node.kind == "group":
+        for ch in node.children:
+            yield from _operations(ch)
+    else:
+        yield node
+
+
+class _TreeBuilder:
+    """Turns resolved steps into the stage tree, in the preset operation order (§4.1)."""
+
+    def __init__(self, comp: _Compilation, spec: Data) -> None:
+        self.comp = comp
+        self.spec = spec
+        self.refs: set[str] = {ROOT_REF}
+        self.files: list[Data] = []
+        self.ids: set[str] = set()
+        self.pod = spec.get("pod") or {}
+
+    def ref(self, path: str) -> str:
+        salt = 0
+        while True:
+            digest = hashlib.blake2b(f"{self.comp.name}\x00{path}\x00{salt}".encode(), digest_size=8).digest()
+            ref = "r" + _base36(int.from_bytes(digest, "big"))[:6].rjust(6, "0")
+            if ref not in self.refs:
+                self.refs.add(ref)
+                return ref
+            salt += 1
+
+    def build_root(self) -> _Node:
+        spec = self.spec
+        steps = [*(spec.get("setup") or []), *(spec.get("steps") or []), *(spec.get("after") or [])]
+        self._assign_ids(steps)
+        root_step: Data = {"steps": steps}
+        for key in ("content", "services", "container"):
+            if spec.get(key) is not None:
+                root_step[key] = spec[key]
+        env = [dict(e) for e in DEFAULT_ENV] + [dict(e) for e in self.comp.secret_refs.values()]
+        defaults: Data = {"image": DEFAULT_IMAGE, "env": env}
+        return self.process(root_step, defaults, "", ROOT_REF, anchor=spec)
+
+    def _assign_ids(self, steps: list[Any]) -> None:
+        explicit: set[str] = set()
+
+        def collect(items: list[Any]) -> None:
+            for step in items:
+                if not isinstance(step, dict):
+                    continue
+                if step.get("id"):
+                    sid = str(step["id"])
+                    if sid in explicit:
+                        self.comp.problems.append(self.comp.locator.problem(
+                            f"duplicate step id {sid!r}", step, ("id",)))
+                    explicit.add(sid)
+                collect(step.get("setup") or [])
+                collect(step.get("steps") or [])
+
+        collect(steps)
+        seen = set(explicit)
+
+        def derive(items: list[Any]) -> None:
+            for step in items:
+                if not isinstance(step, dict):
+                    continue
+                if not step.get("id") and step.get("name"):
+                    base = derive_step_id(str(step["name"]))
+                    if base:
+                        candidate, n = base, 1
+                        while candidate in seen:
+                            candidate = f"{base}_{n}"
+                            n += 1
+                        seen.add(candidate)
+                        step["id"] = candidate
+                derive(step.get("setup") or [])
+                derive(step.get("steps") or [])
+
+        derive(steps)
+
+    # -- one step ---------------------------------------------------------------------------------
+
+    def process(self, step: Data, container: Data, path: str, ref: str | None = None,
+                anchor: Any = None) -> _Node:
+        if step.get("workingDir") is not None:
+            container = merge_container(container, {"workingDir": step["workingDir"]}) or container
+        if step.get("container") is not None:
+            container = merge_container(container, step["container"]) or container
+        group = _Node(ref=ref or self.ref(path), kind="group", anchor=anchor if anchor is not None else step)
+        group.pure = step.get("pure") if isinstance(step.get("pure"), bool) else None
+        group.id = step.get("id") or None
+        group.name = str(step.get("name") or "")
+        group.optional = bool(step.get("optional"))
+        group.negative = bool(step.get("negative"))
+        group.timeout = str(step.get("timeout") or "")
+        group.paused = bool(step.get("paused"))
+        custom = step.get("condition")
+        custom_text = "" if custom is None or custom == "" else _condition_text(custom)
+        group.condition = "true" if custom_text else "passed"
+
+        ops: list[_Node | None] = []
+        ops.append(self._delay(step, container, path))
+        self._files(step, group.ref)
+        node, container = self._git(step, container, path)
+        ops.append(node)
+        node, container = self._tarball(step, container, path)
+        ops.append(node)
+        ops.append(self._services_start(step, container, path))
+        ops.append(self._nested(step, "setup", container, path))
+        ops.append(self._run(step, container, path))
+        ops.append(self._shell(step, container, path))
+        ops.append(self._execute(step, container, path))
+        ops.append(self._parallel(step, container, path))
+        ops.append(self._nested(step, "steps", container, path))
+        ops.append(self._services_stop(step, container, path))
+        ops.append(self._artifacts(step, container, path))
+        for op in ops:
+            if op is None:
+                continue
+            if custom_text:
+                op.append_conditions(custom_text)
+            group.add(op)
+        if group.has_pause() and not group.children:
+            pause = self._op("pause", path + "/pause", container, step)
+            pause.pure = True
+            pause.wildcard = True
+            pause.command = ["sh", "-c", "exit 0"]
+            group.add(pause)
+        return group
+
+    def _op(self, kind: StageKind, path: str, container: Data, step: Data) -> _Node:
+        return _Node(ref=self.ref(path), kind=kind, category=_CATEGORY.get(kind, ""), container=container,
+                     anchor=step, pure=False)
+
+    def _retry(self, step: Data) -> Data | None:
+        retry = step.get("retry")
+        return retry if isinstance(retry, dict) and retry.get("count") else None
+
+    def _delay(self, step: Data, container: Data, path: str) -> _Node | None:
+        delay = step.get("delay")
+        if not delay:
+            return None
+        try:
+            from shoal.workflow._durations import format_seconds, parse_duration_ms
+
+            ms = parse_duration_ms(str(delay))
+        except ValueError as exc:
+            self.comp.problems.append(self.comp.locator.problem(str(exc), step, ("delay",)))
+            return None
+        node = self._op("delay", path + "/delay", container, step)
+        node.category = f"Delay: {delay}"
+        node.pure = True
+        node.wildcard = True
+        node.command = ["sleep", format_seconds(ms)]
+        node.spec = {"duration": str(delay), "ms": ms}
+        return node
+
+    def _files(self, step: Data, ref: str) -> None:
+        content = step.get("content") or {}
+        for i, item in enumerate(content.get("files") or []):
+            if not isinstance(item, dict):
+                continue
+            entry: Data = {"ref": ref, "path": item.get("path")}
+            if item.get("contentFrom") is not None:
+                entry["contentFrom"] = item["contentFrom"]
+            else:
+                entry["content"] = item.get("content") or ""
+            if item.get("mode") is not None:
+                entry["mode"] = item["mode"]
+            self.files.append(entry)
+            del i
+
+    def _git(self, step: Data, container: Data, path: str) -> tuple[_Node | None, Data]:
+        git = (step.get("content") or {}).get("git")
+        if not isinstance(git, dict):
+            return None, container
+        spec = dict(git)
+        spec["mountPath"] = git.get("mountPath") or DEFAULT_GIT_MOUNT
+        own = merge_container(container, {"image": TOOLKIT_IMAGE, "workingDir": "/"}) or container
+        node = self._op("git", path + "/git", own, step)
+        node.toolkit = True
+        node.retry = self._retry(step)
+        node.spec = spec
+        return node, container
+
+    def _tarball(self, step: Data, container: Data, path: str) -> tuple[_Node | None, Data]:
+        tarball = (step.get("content") or {}).get("tarball")
+        if not tarball:
+            return None, container
+        node = self._op("tarball", path + "/tarball", container, step)
+        node.toolkit = True
+        node.pure = True
+        node.wildcard = True
+        node.retry = self._retry(step)
+        node.spec = {"tarball": tarball}
+        return node, container
+
+    def _services_start(self, step: Data, container: Data, path: str) -> _Node | None:
+        services = step.get("services")
+        if not services:
+            return None
+        node = self._op("services-start", path + "/services-start", container, step)
+        node.toolkit = True
+        node.pure = True
+        node.wildcard = True
+        pod_secrets = self.pod.get("imagePullSecrets") or []
+        out: Data = {}
+        for name, svc in services.items():
+            svc = dict(svc) if isinstance(svc, dict) else {}
+            if pod_secrets:
+                svc_pod = dict(svc.get("pod") or {})
+                svc_pod["imagePullSecrets"] = [*(svc_pod.get("imagePullSecrets") or []), *pod_secrets]
+                svc["pod"] = svc_pod
+            out[name] = svc
+        node.spec = {"services": out}
+        return node
+
+    def _services_stop(self, step: Data, container: Data, path: str) -> _Node | None:
+        services = step.get("services")
+        if not services:
+            return None
+        node = self._op("services-stop", path + "/services-stop", container, step)
+        node.toolkit = True
+        node.pure = True
+        node.wildcard = True
+        node.condition = "always"
+        logs = {name: svc.get("logs") for name, svc in services.items()
+                if isinstance(svc, dict) and svc.get("logs") is not None}
+        node.spec = {"services": list(services), "logs": logs}
+        return node
+
+    def _nested(self, step: Data, key: str, container: Data, path: str) -> _Node | None:
+        items = step.get(key) or []
+        if not items:
+            return None
+        group = _Node(ref=self.ref(f"{path}/{key}"), kind="group", virtual=True, anchor=step)
+        prefix = f"{path}/{key}" if path else ""
+        for i, sub in enumerate(items):
+            if isinstance(sub, dict):
+                group.add(self.process(sub, container, f"{prefix}/{i}" if prefix else str(i)))
+        return group
+
+    def _run(self, step: Data, container: Data, path: str) -> _Node | None:
+        run = step.get("run")
+        if not isinstance(run, dict):
+            return None
+        own = merge_container(container, {k: run[k] for k in CONTAINER_KEYS if k in run}) or container
+        shell = run.get("shell")
+        if shell is not None and (run.get("command") is not None or run.get("args") is not None):
+            self.comp.problems.append(self.comp.locator.problem(
+                "run.shell cannot be combined with run.command or run.args", step, ("run", "shell")))
+        node = self._op("shell" if shell is not None else "run", path + "/run", own, step)
+        node.category = "Run shell command" if shell is not None else "Run"
+        node.retry = self._retry(step)
+        if shell is not None:
+            node.shell = str(shell)
+        else:
+            node.command = own.get("command")
+            node.args = own.get("args")
+        return node
+
+    def _shell(self, step: Data, container: Data, path: str) -> _Node | None:
+        shell = step.get("shell")
+        if shell is None or shell == "":
+            return None
+        node = self._op("shell", path + "/shell", container, step)
+        node.retry = self._retry(step)
+        node.shell = str(shell)
+        return node
+
+    def _execute(self, step: Data, container: Data, path: str) -> _Node | None:
+        execute = step.get("execute")
+        if not isinstance(execute, dict):
+            return None
+        workflows, tests = execute.get("workflows") or [], execute.get("tests") or []
+        if not workflows and not tests:
+            self.comp.problems.append(self.comp.locator.problem(
+                "no test workflows and tests provided to the 'execute' step", step, ("execute",)))
+            return None
+        node = self._op("execute", path + "/execute", container, step)
+        node.category = "Execute " + " & ".join(
+            [t for t, present in (("test workflows", workflows), ("tests", tests)) if present])
+        node.toolkit = True
+        node.pure = True
+        node.wildcard = True
+        node.retry = self._retry(step)
+        node.spec = dict(execute)
+        return node
+
+    def _parallel(self, step: Data, container: Data, path: str) -> _Node | None:
+        parallel = step.get("parallel")
+        if not isinstance(parallel, dict):
+            return None
+        node = self._op("parallel", path + "/parallel", container, step)
+        node.toolkit = True
+        node.pure = True
+        node.wildcard = True
+        inherited = {k: v for k, v in container.items() if k != "volumeMounts"}
+        worker = dict(parallel)
+        merged = merge_container(inherited, parallel.get("container"))
+        if merged:
+            worker["container"] = merged
+        pod = merge_pod(dict(self.pod) if self.pod else None, parallel.get("pod"))
+        if pod:
+            worker["pod"] = pod
+        node.spec = {"parallel": worker}
+        return node
+
+    def _artifacts(self, step: Data, container: Data, path: str) -> _Node | None:
+        artifacts = step.get("artifacts")
+        if not isinstance(artifacts, dict):
+            return None
+        if not artifacts.get("paths"):
+            self.comp.problems.append(self.comp.locator.problem(
+                "there needs to be at least one path to scrap for artifacts", step, ("artifacts",)))
+            return None
+        own = container
+        if artifacts.get("workingDir"):
+            own = merge_container(container, {"workingDir": artifacts["workingDir"]}) or container
+        node = self._op("artifacts", path + "/artifacts", own, step)
+        node.toolkit = True
+        node.pure = True
+        node.wildcard = True
+        node.condition = "always"
+        node.retry = self._retry(step)
+        node.spec = dict(artifacts)
+        return node
+
+
+def _condition_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def derive_step_id(name: str) -> str:
+    """`Run k6 tests!` -> `run_k6_tests` (empty when nothing usable is left)."""
+    out: list[str] = []
+    underscore = False
+    for ch in name:
+        if ch.isalnum():
+            out.append(ch.lower())
+            underscore = False
+        elif not underscore:
+            out.append("_")
+            underscore = True
+    result = "".join(out).strip("_")
+    if not result or not (result.isascii() and (result[0].isalnum())):
+        return ""
+    return result
+
+
+def _base36(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while value:
+        value, rem = divmod(value, 36)
+        out = digits[rem] + out
+    return out or "0"
+
+
+# ==================================================================================== Plan
+
+
+class _Planner:
+    """Conditions, chains, results, signature and containers of a built stage tree."""
+
+    def __init__(self, comp: _Compilation, spec: Data, builder: _TreeBuilder) -> None:
+        self.comp = comp
+        self.spec = spec
+        self.builder = builder
+        self.stages: dict[str, Stage] = {}
+        self.actions: list[Action] = []
+        self.nodes: dict[str, _Node] = {}
+        system = spec.get("system") or {}
+        self.pure_by_default = bool(system.get("pureByDefault"))
+        self.isolated = bool(system.get("isolatedContainers"))
+        self.refs = frozenset(builder.refs)
+        self.scope = comp.static.child(allowed_names=self.refs)
+        self.until_scope = comp.static.child(allowed_names=STATUS_NAMES | {"always", "never"})
+
+    def plan(self, root: _Node) -> Plan:
+        self._process(root, None, "", (), self.pure_by_default)
+        containers = self._containers()
+        execution = self.spec.get("execution") or {}
+        plan = Plan(
+            workflow=self.comp.name,
+            root=root.ref,
+            stages=self.stages,
+            signature=[self._signature(ch) for ch in self._lifted(root.children)],
+            containers=containers,
+            labels=dict(self.comp.labels),
+            config=dict(self.comp.config.values),
+            sensitive_env=dict(self.comp.config.sensitive_env),
+            job=_plain(self.spec.get("job") or {}),
+            pod=_plain(self.spec.get("pod") or {}),
+            files=_plain(self.builder.files),
+            pvcs=_plain(self.spec.get("pvcs") or {}),
+            tags=dict(self.comp.tags),
+            target=_plain(execution.get("target")) if execution.get("target") is not None else None,
+            concurrency=_plain(self.spec.get("concurrency")) if self.spec.get("concurrency") else None,
+            events=_plain(self.spec.get("events") or []),
+            silent=bool(execution.get("silent")),
+            isolated_containers=self.isolated,
+        )
+        plan.context = self.comp.context.to_dict()
+        return plan
+
+    # -- conditions and actions ---------------------------------------------------------------------
+
+    def _process(self, node: _Node, parent: str | None, parent_condition: str, chain: tuple[str, ...],
+                 inherited_pure: bool) -> None:
+        condition = node.condition or parent_condition or "passed"
+        stage = Stage(ref=node.ref, kind=node.kind, parent=parent, id=node.id, name=node.name,
+                      category=node.category, optional=node.optional, negative=node.negative,
+                      paused=node.paused)
+        stage.status_chain = "&&".join(chain) if chain else "true"
+        stage.condition = self._expand(condition, chain, node)
+        if node.timeout:
+            stage.timeout_ms = self._timeout(node)
+        if node.retry:
+            stage.retry = self._retry(node)
+        self.stages[node.ref] = stage
+        self.nodes[node.ref] = node
+        self.actions.append(Action("start", node.ref))
+        if node.kind == "group":
+            pure = node.pure if node.pure is not None else inherited_pure
+            stage.pure = bool(node.pure)
+            stage.virtual = not node.name and not node.optional and not node.negative and node.ref != ROOT_REF
+            local: list[str] = []
+            refs: list[str] = []
+            for ch in node.children:
+                self._process(ch, node.ref, node.condition, (*local, *chain), pure)
+                stage.children.append(ch.ref)
+                if not ch.optional:
+                    local.insert(0, ch.ref)
+                    refs.append(ch.ref)
+            if node.negative:
+                stage.result = "||".join("!" + r for r in refs) if refs else "false"
+            else:
+                stage.result = "&&".join(refs) if refs else "true"
+        else:
+            stage.pure = bool(node.pure) or (not node.toolkit and inherited_pure)
+            node.pure = stage.pure
+            self._payload(stage, node)
+            self.actions.append(Action("exec", node.ref))
+        self.actions.append(Action("end", node.ref))
+
+    def _expand(self, condition: str, chain: tuple[str, ...], node: _Node) -> str:
+        chain_src = "&&".join(chain) if chain else "true"
+        exprs = self._status_expressions(chain_src)
+        scope = self.scope.child(expressions=exprs)
+        try:
+            expr = scope.resolve(compile_cached(condition, False), condition)
+            if not expr.is_static():
+                scope.check_residual(expr, condition)
+                return expr.source()
+            return "true" if _truthy(expr.value()) else "false"
+        except FieldError as exc:
+            self.comp.problems.append(self.comp.locator.problem(exc.message, node.anchor, ("condition",)))
+            return condition
+
+    _status_cache: dict[str, dict[str, Expression]] = {}
+
+    def _status_expressions(self, chain: str) -> dict[str, Expression]:
+        found = self._status_cache.get(chain)
+        if found is None:
+            passed = compile_expression(chain)
+            failed = compile_expression(f"!({chain})")
+            status = compile_expression(f'({chain}) ? "passed" : "failed"')
+            found = {"passed": passed, "success": passed, "failed": failed, "error": failed, "status": status}
+            if len(self._status_cache) > 10_000:
+                self._status_cache.clear()
+            self._status_cache[chain] = found
+        return found
+
+    def _timeout(self, node: _Node) -> int | None:
+        from shoal.workflow._durations import parse_duration_ms
+
+        try:
+            return parse_duration_ms(node.timeout)
+        except ValueError as exc:
+            self.comp.problems.append(self.comp.locator.problem(str(exc), node.anchor, ("timeout",)))
+            return None
+
+    def _retry(self, node: _Node) -> Retry | None:
+        retry = node.retry or {}
+        try:
+            count = int(retry.get("count") or 0)
+        except (TypeError, ValueError):
+            self.comp.problems.append(self.comp.locator.problem(
+                f"expected an integer, got {retry.get('count')!r}", node.anchor, ("retry", "count")))
+            return None
+        if count < 1:
+            return None
+        until = retry.get("until")
+        if until is None or until == "":
+            return Retry(count=count)
+        try:
+            expr = self.until_scope.resolve(compile_cached(str(until), False), str(until))
+            if not expr.is_static():
+                self.until_scope.check_residual(expr, str(until))
+            return Retry(count=count, until=expr.source())
+        except FieldError as exc:
+            self.comp.problems.append(self.comp.locator.problem(exc.message, node.anchor, ("retry", "until")))
+            return Retry(count=count)
+
+    def _payload(self, stage: Stage, node: _Node) -> None:
+        container = node.container or {}
+        stage.shell = node.shell
+        stage.command = list(node.command) if node.command is not None else None
+        stage.args = list(node.args) if node.args is not None else None
+        working_dir = container.get("workingDir")
+        stage.working_dir = str(working_dir) if working_dir is not None else None
+        stage.env = [_env_var(e) for e in dedupe_env(list(container.get("env") or [])) if isinstance(e, dict)]
+        stage.spec = _plain(node.spec)
+
+    # -- signature ---------------------------------------------------------------------------------------
+
+    def _lifted(self, children: Sequence[_Node]) -> list[_Node]:
+        out: list[_Node] = []
+        for ch in children:
+            if ch.kind == "group" and not ch.name and not ch.optional and not ch.negative:
+                out.extend(self._lifted(ch.children))
+            else:
+                out.append(ch)
+        return out
+
+    def _signature(self, node: _Node) -> SignatureNode:
+        return SignatureNode(
+            ref=node.ref,
+            name=node.name or node.category,
+            category=node.category,
+            id=node.id,
+            optional=node.optional,
+            negative=node.negative,
+            children=[self._signature(ch) for ch in self._lifted(node.children)] if node.kind == "group" else [],
+        )
+
+    # -- containers ---------------------------------------------------------------------------------------
+
+    def _containers(self) -> list[Container]:
+        chunks: list[list[Action]] = []
+        current: list[Action] = []
+        has_exec = False
+        for action in self.actions:
+            if action.op == "start" and has_exec:
+                chunks.append(current)
+                current, has_exec = [], False
+            current.append(action)
+            has_exec = has_exec or action.op == "exec"
+        if current:
+            chunks.append(current)
+        groups = [_Chunk.of(chunk, self.nodes) for chunk in chunks]
+        if not self.isolated:
+            i = 0
+            while i < len(groups) - 1:
+                a, b = groups[i], groups[i + 1]
+                if (a.pure or b.pure) and a.compatible(b):
+                    groups[i] = a.merged(b)
+                    del groups[i + 1]
+                else:
+                    i += 1
+        containers: list[Container] = []
+        for index, group in enumerate(groups):
+            config = group.config()
+            for action in group.actions:
+                if action.op == "exec":
+                    self.stages[action.ref].container = index
+            containers.append(Container(
+                index=index,
+                name=str(index + 1),
+                image=str(config.get("image") or DEFAULT_IMAGE),
+                image_pull_policy=config.get("imagePullPolicy") or None,
+                working_dir=group.working_dir(),
+                resources=_plain(config.get("resources") or {}),
+                security_context=_plain(config.get("securityContext") or {}),
+                volume_mounts=_plain(group.volume_mounts()),
+                env_from=_plain(group.env_from()),
+                actions=list(group.actions),
+                pure=group.pure,
+            ))
+        return containers
+
+
+_COMPAT_KEYS = ("image", "imagePullPolicy", "resources", "securityContext")
+
+
+@dataclass(slots=True)
+class _Chunk:
+    actions: list[Action]
+    ops: list[_Node]
+    pure: bool
+
+    @classmethod
+    def of(cls, actions: list[Action], nodes: Mapping[str, _Node]) -> _Chunk:
+        ops = [nodes[a.ref] for a in actions if a.op == "exec"]
+        return cls(actions, ops, all(bool(op.pure) for op in ops))
+
+    def _fixed(self) -> list[_Node]:
+        return [op for op in self.ops if not op.wildcard]
+
+    def config(self) -> Data:
+        fixed = self._fixed()
+        source = fixed[0] if fixed else (self.ops[0] if self.ops else None)
+        return (source.container or {}) if source is not None else {}
+
+    def compatible(self, other: _Chunk) -> bool:
+        mine, theirs = self._fixed(), other._fixed()
+        if not mine or not theirs:
+            return True
+        a, b = mine[0].container or {}, theirs[0].container or {}
+        if any(_norm(a.get(k)) != _norm(b.get(k)) for k in _COMPAT_KEYS):
+            return False
+        mounts: dict[str, tuple[Any, Any]] = {}
+        for op in (*mine, *theirs):
+            for m in (op.container or {}).get("volumeMounts") or []:
+                key = str(m.get("mountPath"))
+                value = (m.get("name"), m.get("subPath"))
+                if mounts.setdefault(key, value) != value:
+                    return False
+        return True
+
+    def merged(self, other: _Chunk) -> _Chunk:
+        return _Chunk([*self.actions, *other.actions], [*self.ops, *other.ops], self.pure and other.pure)
+
+    def working_dir(self) -> str | None:
+        for op in self.ops:
+            wd = (op.container or {}).get("workingDir")
+            if wd is not None:
+                return str(wd)
+        return None
+
+    def volume_mounts(self) -> list[Data]:
+        out: list[Data] = []
+        seen: set[str] = set()
+        for op in self._fixed() or self.ops:
+            for m in (op.container or {}).get("volumeMounts") or []:
+                key = json.dumps(m, sort_keys=True, default=str)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(m)
+        return out
+
+    def env_from(self) -> list[Data]:
+        out: list[Data] = []
+        seen: set[str] = set()
+        for op in self.ops:
+            for e in (op.container or {}).get("envFrom") or []:
+                key = json.dumps(e, sort_keys=True, default=str)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(e)
+        return out
+
+
+def _norm(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str) if value not in (None, {}, "") else ""
+
+
+def _truthy(value: Any) -> bool:
+    from shoal.workflow._expressions import is_truthy
+
+    return bool(is_truthy(value))
+
+
+def _env_var(data: Data) -> EnvVar:
+    value_from = data.get("valueFrom")
+    value = data.get("value")
+    return EnvVar(
+        name=str(data.get("name") or ""),
+        value=None if value is None else (value if isinstance(value, str) else to_string(value)),
+        value_from=_plain(value_from) if value_from is not None else None,
+        global_=bool(data.get("global")),
+        sensitive=isinstance(value_from, dict) and ("secretKeyRef" in value_from or "credentialRef" in value_from),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-clean copy (tuples -> lists, keys -> str)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+__all__ = [
+    "DEFAULT_IMAGE",
+    "ROOT_REF",
+    "TOOLKIT_IMAGE",
+    "CompiledWorkflow",
+    "ResolutionError",
+    "compile_workflow",
+    "derive_step_id",
+    "resolve_workflow",
+]

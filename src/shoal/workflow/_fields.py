@@ -1,0 +1,115 @@
+"""Which string of a spec is a template, which is an expression, which is left alone.
+
+Testkube decides this per Go struct field (``expr:`` tags); on plain dicts the key decides:
+``condition``, ``retry.until`` and ``logs`` are expressions, ``count``/``maxCount`` are expressions
+when they are strings, ``matrix``/``shards`` values are expressions when strings and lists of
+templates otherwise, a few keys are never evaluated, and every other string is a template.
+``FieldWalker`` visits every evaluated string of a tree in place and tracks where it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shoal.workflow._origins import Origins, PathItem
+
+EXPRESSION_KEYS = frozenset({"condition", "until", "logs"})
+COUNT_KEYS = frozenset({"count", "maxCount"})
+DYNAMIC_LIST_KEYS = frozenset({"matrix", "shards"})
+# Never evaluated: identifiers, switches, and things handled elsewhere (template refs, config schemas).
+IGNORED_KEYS = frozenset(
+    {"id", "paused", "optional", "negative", "pure", "cone", "mount", "use", "template", "events",
+     "apiVersion", "kind", "metadata", "system", "failFast", "async", "parallelism", "sensitive"}
+)
+
+
+def is_config_schema(value: Any) -> bool:
+    """`config:` of a spec (name -> ParameterSchema) as opposed to `config:` values of a ref/execute."""
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Position of the node being visited: nearest object with an origin + path below it."""
+
+    anchor: Any
+    rel: tuple[PathItem, ...]
+    path: tuple[PathItem, ...]  # path inside the tree being walked (for messages)
+    state: Any = None  # walker-specific context (e.g. which scope applies)
+
+    def down(self, key: PathItem, origins: Origins, child: Any, state: Any = None) -> Where:
+        new_state = self.state if state is None else state
+        if isinstance(child, (dict, list)) and origins.get(child) is not None:
+            return Where(child, (), (*self.path, key), new_state)
+        return Where(self.anchor, (*self.rel, key), (*self.path, key), new_state)
+
+
+class FieldWalker:
+    """Visits evaluated strings in place. Subclasses implement ``template``/``expression``/``enter``."""
+
+    # keys whose list value is handed whole to ``template_list`` (argv: `command`, `args`)
+    list_keys: frozenset[str] = frozenset()
+
+    def __init__(self, origins: Origins) -> None:
+        self.origins = origins
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def template(self, text: str, where: Where) -> Any:
+        return text
+
+    def expression(self, value: Any, where: Where) -> Any:
+        return value
+
+    def template_list(self, items: list[Any], where: Where) -> list[Any]:
+        return items
+
+    def enter(self, key: str, value: Any, where: Where) -> Any:
+        """New walker state for the value under ``key`` (None keeps the current one)."""
+        return None
+
+    # -- traversal -----------------------------------------------------------------------------
+    def walk(self, node: Any, where: Where) -> Any:
+        if isinstance(node, dict):
+            self._walk_dict(node, where)
+            return node
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                sub = where.down(i, self.origins, item)
+                if isinstance(item, str):
+                    node[i] = self.template(item, sub)
+                elif isinstance(item, (dict, list)):
+                    self.walk(item, sub)
+            return node
+        if isinstance(node, str):
+            return self.template(node, where)
+        return node
+
+    def _walk_dict(self, node: dict[str, Any], where: Where) -> None:
+        for key, value in node.items():
+            if key in IGNORED_KEYS or value is None or isinstance(value, bool):
+                continue
+            if key == "config" and is_config_schema(value):
+                continue
+            sub = where.down(key, self.origins, value, self.enter(key, value, where))
+            if key in self.list_keys and isinstance(value, list):
+                node[key] = self.template_list(value, sub)
+            elif key in EXPRESSION_KEYS:
+                node[key] = self.expression(value, sub)
+            elif key in COUNT_KEYS:
+                if isinstance(value, str):
+                    node[key] = self.expression(value, sub)
+            elif key in DYNAMIC_LIST_KEYS and isinstance(value, dict):
+                for name, items in value.items():
+                    item_where = sub.down(name, self.origins, items)
+                    if isinstance(items, str):
+                        value[name] = self.expression(items, item_where)
+                    elif isinstance(items, list):
+                        self.walk(items, item_where)
+            elif isinstance(value, str):
+                node[key] = self.template(value, sub)
+            elif isinstance(value, (dict, list)):
+                self.walk(value, sub)
+
+    def with_state(self, where: Where, state: Any) -> Where:
+        return replace(where, state=state)

@@ -1,0 +1,224 @@
+"""Compile-time resolution of expression and template fields, on top of the expression engine.
+
+A ``Scope`` is what the compiler knows at one point (config, execution context, status expressions)
+plus which names may legitimately stay symbolic there (run-time names, instance variables, refs).
+Resolving a field substitutes what is known and checks that what is left is something the init
+program (or an instance expansion) can evaluate; anything else raises ``FieldError`` with the
+position inside the expression.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.workflow._expressions import (
+    Expression,
+    ExpressionError,
+    Machine,
+    compile_expression,
+    compile_template,
+    to_string,
+)
+from shoal.workflow._runtime_names import RUNTIME_FUNCTIONS, RUNTIME_ROOTS, root_of
+
+
+class FieldError(Exception):
+    """A field's expression is wrong; ``position`` is 0-based inside the field's text."""
+
+    def __init__(self, message: str, position: int | None = None, name: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+        self.name = name  # the unknown variable, when that is the problem
+
+
+_EXPR_CACHE: dict[tuple[bool, str], Expression] = {}
+_CACHE_LIMIT = 50_000
+
+
+def compile_cached(text: str, template: bool) -> Expression:
+    """Compile (memoised: expressions are immutable, resolution returns new ones)."""
+    key = (template, text)
+    found = _EXPR_CACHE.get(key)
+    if found is not None:
+        return found
+    try:
+        expr = compile_template(text) if template else compile_expression(text)
+    except ExpressionError as exc:
+        position = getattr(exc, "position", None)
+        message = getattr(exc, "message", None) or str(exc)
+        kind = "template" if template else "expression"
+        raise FieldError(f"{message} in {kind} {text!r}", position) from None
+    if len(_EXPR_CACHE) >= _CACHE_LIMIT:
+        _EXPR_CACHE.clear()
+    _EXPR_CACHE[key] = expr
+    return expr
+
+
+@dataclass(slots=True)
+class Scope:
+    """Known values at one point of the compilation, and the names allowed to stay symbolic."""
+
+    variables: dict[str, Any] = field(default_factory=dict)
+    expressions: dict[str, Expression] = field(default_factory=dict)
+    allowed_roots: frozenset[str] = RUNTIME_ROOTS
+    allowed_names: frozenset[str] = frozenset()  # exact names (refs, status names)
+    allowed_functions: frozenset[str] = RUNTIME_FUNCTIONS
+    functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    _machine: Machine | None = None
+
+    def machine(self) -> Machine:
+        if self._machine is None:
+            self._machine = Machine(variables=self.variables, expressions=self.expressions,
+                                    functions=self.functions)
+        return self._machine
+
+    def child(
+        self,
+        variables: Mapping[str, Any] | None = None,
+        expressions: Mapping[str, Expression] | None = None,
+        allowed_roots: Iterable[str] = (),
+        allowed_names: Iterable[str] = (),
+        allowed_functions: Iterable[str] = (),
+    ) -> Scope:
+        """A scope that knows more (or allows more) than this one."""
+        return Scope(
+            variables={**self.variables, **(variables or {})},
+            expressions={**self.expressions, **(expressions or {})},
+            allowed_roots=self.allowed_roots | frozenset(allowed_roots),
+            allowed_names=self.allowed_names | frozenset(allowed_names),
+            allowed_functions=self.allowed_functions | frozenset(allowed_functions),
+            functions=self.functions,
+        )
+
+    def is_allowed(self, name: str) -> bool:
+        return name in self.allowed_names or root_of(name) in self.allowed_roots
+
+    def resolve(self, expr: Expression, text: str) -> Expression:
+        try:
+            return expr.resolve(self.machine())
+        except ExpressionError as exc:
+            position = getattr(exc, "position", None)
+            message = getattr(exc, "message", None) or str(exc)
+            raise FieldError(f"{message} in {text!r}", position) from None
+
+    def check_residual(self, expr: Expression, text: str) -> None:
+        """Every name and function left in ``expr`` must be one this scope allows to stay."""
+        for name in _names(expr.accessors()):
+            if not self.is_allowed(name):
+                pos = _find(text, name)
+                raise FieldError(f"unknown variable {name!r}{_at(pos)} in expression {text!r}", pos, name)
+        for name in _names(expr.functions()):
+            if name not in self.allowed_functions:
+                pos = _find(text, name + "(")
+                raise FieldError(
+                    f"function {name!r}{_at(pos)} in expression {text!r} cannot be evaluated at run time: "
+                    f"its arguments must be known at compile time",
+                    pos,
+                )
+
+
+def _names(value: Any) -> Iterable[str]:
+    if isinstance(value, Mapping):
+        return [str(k) for k in value]
+    return [str(v) for v in value]
+
+
+def _at(pos: int | None) -> str:
+    return "" if pos is None else f" at position {pos}"
+
+
+def _find(text: str, name: str) -> int | None:
+    """Best-effort position of ``name`` as a whole word in the original text."""
+    match = re.search(r"(?<![\w.])" + re.escape(name) + (r"(?![\w])" if not name.endswith("(") else ""), text)
+    if match:
+        return match.start()
+    first = name.split(".", 1)[0]
+    match = re.search(r"(?<![\w.])" + re.escape(first) + r"(?![\w])", text)
+    return match.start() if match else None
+
+
+def resolve_template(text: str, scope: Scope) -> str:
+    """A template field: known islands substituted, the rest kept as ``{{ }}`` islands."""
+    if "{{" not in text:
+        return text
+    expr = scope.resolve(compile_cached(text, True), text)
+    if not expr.is_static():
+        scope.check_residual(expr, text)
+    return expr.template()
+
+
+def resolve_template_static(text: str, scope: Scope, what: str = "this field") -> str:
+    """A template that must be fully known at compile time (images, pod/job fields, tags...)."""
+    if "{{" not in text:
+        return text
+    expr = scope.resolve(compile_cached(text, True), text)
+    if not expr.is_static():
+        scope.check_residual(expr, text)
+        names = sorted(set(_names(expr.accessors())))
+        pos = _find(text, names[0]) if names else None
+        raise FieldError(
+            f"{what} must be known before the run starts, but {text!r} uses "
+            f"{', '.join(repr(n) for n in names) or 'run-time functions'}{_at(pos)}",
+            pos,
+        )
+    return to_string(expr.value())
+
+
+@dataclass(slots=True)
+class Residual:
+    """An expression that could not be resolved at compile time (normalized source)."""
+
+    source: str
+
+
+def resolve_expression(value: Any, scope: Scope) -> Any:
+    """An expression field: its value when static, else a ``Residual`` with the normalized source."""
+    if not isinstance(value, str):
+        return value
+    expr = scope.resolve(compile_cached(value, False), value)
+    if expr.is_static():
+        return expr.value()
+    scope.check_residual(expr, value)
+    return Residual(expr.source())
+
+
+def expression_source(value: Any, scope: Scope) -> str:
+    """An expression field as normalized source text (static values written as literals)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, str):
+        return compile_cached(repr_literal(value), False).source()
+    expr = scope.resolve(compile_cached(value, False), value)
+    if not expr.is_static():
+        scope.check_residual(expr, value)
+    return expr.source()
+
+
+def repr_literal(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def accessors_of(text: str, template: bool) -> list[str]:
+    """Names a field refers to (used to find references to a template's config)."""
+    if template and "{{" not in text:
+        return []
+    return list(_names(compile_cached(text, template).accessors()))
+
+
+def substitute(expr: Expression, expressions: Mapping[str, Expression]) -> Expression:
+    """Replace names by other expressions (e.g. rename `config.x` to an isolated name)."""
+    return expr.resolve(Machine(expressions=dict(expressions)))
+
+
+def is_template_text(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def names_with_prefix(text: str, template: bool, prefix: str) -> Collection[str]:
+    return [n for n in accessors_of(text, template) if n.startswith(prefix)]
