@@ -31,9 +31,7 @@ def test_workspace_directories_appear_at_kubernetes_paths(kind: str, tmp_path: P
     data.mkdir()
     shoal.mkdir()
     (data / "in.txt").write_text("from the workspace\n")
-    spec = SandboxSpec(
-        mounts=[Mount(data, "/data"), Mount(shoal, "/.shoal")], scratch=tmp_path / "root"
-    )
+    spec = SandboxSpec(mounts=[Mount(data, "/data"), Mount(shoal, "/.shoal")], scratch=tmp_path / "root")
     (tmp_path / "root").mkdir()
     proc = _run(_sandbox(kind), spec, "cat /data/in.txt && echo written > /.shoal/out.txt && pwd")
     assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,114 @@
+"""Per-step overhead of the local runtime against a bare shell loop, measured in the same run.
+
+A workflow of N trivial shell steps (`true`) runs through LocalRuntime (sandbox, init program, marker
+parsing, durable event log); the baseline runs the same N commands as a bare loop that starts one
+`busybox sh -c true` per command. Figures (median of several runs after a warm-up):
+
+* ``step_overhead_ms``: slope (ms/step) between a 50-step and a 200-step run, minus the baseline's slope;
+  for merged containers (the default) and isolated containers (``system.isolatedContainers``).
+* ``startup_ms``: a 1-step workflow, from ``start()`` to the result (workspace, sandbox, init files).
+* ``steps_vs_sh_ratio``: 200 steps through shoal / 200 commands through the bare loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from shoal.execution import ExecutionJob, LocalRuntime
+from shoal.execution._sandbox import find_busybox
+from shoal.workflow import ExecutionContext, compile_workflow
+
+RUNS = 5
+SMALL, LARGE = 50, 200
+
+
+def _workflow(steps: int, *, isolated: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"steps": [{"name": f"s{i}", "shell": "true"} for i in range(steps)]}
+    if isolated:
+        spec["system"] = {"isolatedContainers": True}
+    return {
+        "apiVersion": "testworkflows.testkube.io/v1",
+        "kind": "TestWorkflow",
+        "metadata": {"name": f"bench-{steps}"},
+        "spec": spec,
+    }
+
+
+def _run_workflow(home: Path, steps: int, *, isolated: bool) -> float:
+    """Seconds from start() to the final result."""
+    context = ExecutionContext()
+    compiled = compile_workflow(_workflow(steps, isolated=isolated), {}, context=context)
+    runtime = LocalRuntime(home)
+    job = ExecutionJob(execution_id=context.id, plan=compiled.plan, secrets=compiled.secrets)
+
+    async def main() -> float:
+        began = time.perf_counter()
+        handle = await runtime.start(job)
+        outcome = await runtime.wait(handle)
+        took = time.perf_counter() - began
+        if outcome.status != "passed":
+            raise SystemExit(f"bench workflow did not pass: {outcome.execution['result']}")
+        return took
+
+    took = asyncio.run(main())
+    shutil.rmtree(runtime.workspace(context.id).root, ignore_errors=True)
+    return took
+
+
+def _run_sh_loop(steps: int) -> float:
+    busybox = find_busybox()
+    script = f'i=0; while [ $i -lt {steps} ]; do "{busybox}" sh -c true; i=$((i+1)); done'
+    began = time.perf_counter()
+    subprocess.run([busybox, "sh", "-c", script], check=True)
+    return time.perf_counter() - began
+
+
+def _median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def _emit(name: str, value: float, unit: str = "ms", runs: int = RUNS) -> None:
+    print(json.dumps({"bench": "steps", "name": name, "value": round(value, 3), "unit": unit, "runs": runs}))
+    sys.stdout.flush()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
+        home = Path(tmp)
+        _run_workflow(home, 1, isolated=False)  # warm-up: sandbox probe, imports, page cache
+        _run_sh_loop(SMALL)
+
+        sh = {n: _median([_run_sh_loop(n) for _ in range(RUNS)]) for n in (SMALL, LARGE)}
+        merged = {
+            n: _median([_run_workflow(home, n, isolated=False) for _ in range(RUNS)]) for n in (SMALL, LARGE)
+        }
+        isolated = {
+            n: _median([_run_workflow(home, n, isolated=True) for _ in range(RUNS)]) for n in (SMALL, LARGE)
+        }
+        startup = _median([_run_workflow(home, 1, isolated=False) for _ in range(RUNS)])
+
+    def slope(values: dict[int, float]) -> float:
+        return (values[LARGE] - values[SMALL]) / (LARGE - SMALL) * 1000
+
+    _emit("step_overhead_ms", slope(merged) - slope(sh))
+    _emit("step_overhead_isolated_ms", slope(isolated) - slope(sh))
+    _emit("sh_per_command_ms", slope(sh))
+    _emit("startup_ms", startup * 1000)
+    _emit(f"steps_{LARGE}_merged_ms", merged[LARGE] * 1000)
+    _emit(f"steps_{LARGE}_isolated_ms", isolated[LARGE] * 1000)
+    _emit(f"sh_loop_{LARGE}_ms", sh[LARGE] * 1000)
+    _emit("steps_vs_sh_ratio", merged[LARGE] / sh[LARGE], unit="ratio")
+    _emit("isolated_vs_sh_ratio", isolated[LARGE] / sh[LARGE], unit="ratio")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""``shoal run FILE``: run a workflow locally, no server, and print its logs and result.
+
+Exit codes: 0 the execution passed, 1 it failed or was aborted, 2 the input is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shoal.execution import (
+    ExecutionError,
+    ExecutionJob,
+    LocalRuntime,
+    SandboxChoice,
+    record_failed_execution,
+)
+from shoal.workflow import (
+    ExecutionContext,
+    ResolutionError,
+    WorkflowError,
+    compile_workflow,
+    load_bundle,
+)
+from shoal.workflow._plan import Plan, SignatureNode
+from shoal.workflow._status import INIT_REF, ExecutionEvent, format_duration, parse_timestamp
+
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+class Output(StrEnum):
+    pretty = "pretty"
+    json = "json"
+
+
+class IsolationOption(StrEnum):
+    default = "default"
+    strict = "strict"
+
+
+class SandboxOption(StrEnum):
+    auto = "auto"
+    bwrap = "bwrap"
+    unshare = "unshare"
+    none = "none"
+
+
+_SANDBOXES: dict[SandboxOption, SandboxChoice] = {
+    SandboxOption.auto: "auto",
+    SandboxOption.bwrap: "bwrap",
+    SandboxOption.unshare: "unshare",
+    SandboxOption.none: "none",
+}
+
+
+class _InvalidInput(Exception):
+    """Bad command-line input (not a workflow problem): printed as is, exit 2."""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", help="Run a workflow file locally (no server, no cluster, no Docker).")(run_command)
+
+
+def run_command(
+    file: Path | None = typer.Argument(None, help="A YAML file with the TestWorkflow (and templates)."),
+    name: str | None = typer.Option(
+        None, "--name", "-n", help="The workflow to run when FILE holds several."
+    ),
+    config: list[str] = typer.Option([], "--config", "-c", help="A config value, KEY=VALUE (repeatable)."),
+    output: Output = typer.Option(
+        Output.pretty,
+        "--output",
+        "-o",
+        help="pretty: logs and a summary; json: logs on stderr, the final execution on stdout.",
+    ),
+    artifacts_dir: Path | None = typer.Option(
+        None, "--artifacts-dir", help="Where collected artifacts go (default: the execution's workspace)."
+    ),
+    templates: list[Path] = typer.Option(
+        [], "--templates", "-t", help="Extra files or directories with TestWorkflowTemplates (repeatable)."
+    ),
+    isolation: IsolationOption = typer.Option(
+        IsolationOption.default, "--isolation", help="strict: the host is read-only and there is no network."
+    ),
+    sandbox: SandboxOption = typer.Option(
+        SandboxOption.auto,
+        "--sandbox",
+        help="How steps get their private mounts: bubblewrap, unshare, or none (no /data, /tmp...).",
+    ),
+    attach: str | None = typer.Option(
+        None,
+        "--attach",
+        help="Re-attach to an execution by id (after its runner died): finalise it and print its result.",
+    ),
+) -> None:
+    console = Console(file=sys.stdout if output is Output.pretty else sys.stderr, highlight=False)
+    try:
+        code = _run(
+            file=file,
+            name=name,
+            config=config,
+            output=output,
+            artifacts_dir=artifacts_dir,
+            templates=templates,
+            isolation=isolation,
+            sandbox=sandbox,
+            attach=attach,
+            console=console,
+        )
+    except _InvalidInput as exc:
+        sys.stderr.write(f"shoal run: {exc}\n")
+        code = EXIT_INVALID
+    except WorkflowError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"{problem}\n")
+        code = EXIT_INVALID
+    except ExecutionError as exc:
+        sys.stderr.write(f"shoal run: {exc}\n")
+        code = EXIT_FAILED
+    raise typer.Exit(code)
+
+
+def _run(
+    *,
+    file: Path | None,
+    name: str | None,
+    config: Sequence[str],
+    output: Output,
+    artifacts_dir: Path | None,
+    templates: Sequence[Path],
+    isolation: IsolationOption,
+    sandbox: SandboxOption,
+    attach: str | None,
+    console: Console,
+) -> int:
+    runtime = LocalRuntime(
+        isolation="strict" if isolation is IsolationOption.strict else "default",
+        sandbox=_SANDBOXES[sandbox],
+    )
+    if attach is not None:
+        if file is not None:
+            raise _InvalidInput("give either FILE or --attach ID, not both")
+        return asyncio.run(_attach(runtime, attach, output, console))
+    if file is None:
+        raise _InvalidInput("missing FILE (a workflow YAML file), or --attach ID")
+    values = _parse_config(config)
+    workflow = load_bundle([file]).workflow(name)
+    templates_bundle = load_bundle([file, *templates]) if templates else None
+    template_docs = (templates_bundle or load_bundle([file])).templates
+    workflow_name = str(workflow.name)
+    number = _next_number(runtime.home, workflow_name)
+    context = ExecutionContext(number=number)
+    try:
+        compiled = compile_workflow(workflow, template_docs, config=values, context=context)
+    except ResolutionError as exc:
+        message = "; ".join(p.message if not p.path else f"{p.path}: {p.message}" for p in exc.problems)
+        doc = record_failed_execution(
+            runtime.home, context.id, workflow_name, message, number=number, config=values
+        )
+        _print_final(doc, output, console, None)
+        return EXIT_FAILED
+    job = ExecutionJob(
+        execution_id=context.id,
+        plan=compiled.plan,
+        secrets=dict(compiled.secrets),
+        config=values,
+        name=context.name or f"{workflow_name}-{number}",
+        number=number,
+        artifacts_dir=artifacts_dir.resolve() if artifacts_dir else None,
+    )
+    return asyncio.run(_execute(runtime, job, output, console))
+
+
+# ------------------------------------------------------------------------------------------ input
+
+
+def _parse_config(items: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _InvalidInput(f"--config {item!r}: expected KEY=VALUE")
+        values[key] = value
+    return values
+
+
+def _next_number(home: Path, workflow: str) -> int:
+    """Per-workflow execution number (``<workflow>-<number>``), counted in ``$SHOAL_HOME/numbers``."""
+    folder = home / "numbers"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / workflow.replace("/", "_")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        raw = os.read(fd, 32).decode().strip()
+        number = (int(raw) if raw.isdigit() else 0) + 1
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(number).encode())
+        return number
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+async def _execute(runtime: LocalRuntime, job: ExecutionJob, output: Output, console: Console) -> int:
+    handle = await runtime.start(job)
+    loop = asyncio.get_running_loop()
+    stops: list[asyncio.Task[None]] = []
+
+    def request_stop() -> None:
+        if not stops:
+            console.print("[yellow]stopping: aborting the execution…[/]")
+            stops.append(loop.create_task(runtime.stop(handle)))
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop)
+    printer = _Printer(job.plan.signature, output, console)
+    printer.begin(job.name or job.execution_id, job.execution_id)
+    async for event in runtime.observe(handle):
+        printer.event(event)
+    outcome = await runtime.wait(handle)
+    for task in stops:
+        await task
+    _print_final(outcome.execution, output, console, printer)
+    return EXIT_PASSED if outcome.passed else EXIT_FAILED
+
+
+async def _attach(runtime: LocalRuntime, execution_id: str, output: Output, console: Console) -> int:
+    handle = await runtime.attach(execution_id)
+    if handle is None:
+        raise _InvalidInput(f"no execution {execution_id} in {runtime.home / 'executions'}")
+    record = runtime.workspace(execution_id).read_json(runtime.workspace(execution_id).plan_file)
+    signature = Plan.from_dict(record).signature if record else []
+    printer = _Printer(signature, output, console)
+    printer.begin(execution_id, execution_id)
+    async for event in runtime.observe(handle):
+        printer.event(event)
+    outcome = await runtime.wait(handle)
+    _print_final(outcome.execution, output, console, printer)
+    return EXIT_PASSED if outcome.passed else EXIT_FAILED
+
+
+# ------------------------------------------------------------------------------------------ printing
+
+_STATUS_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "timeout": "red",
+    "aborted": "red",
+    "canceled": "yellow",
+    "skipped": "dim",
+    "running": "cyan",
+}
+
+
+class _Printer:
+    """Streams logs under per-step headers (pretty), or plain log lines (json mode, on stderr)."""
+
+    def __init__(self, signature: Sequence[SignatureNode], output: Output, console: Console) -> None:
+        self.output = output
+        self.console = console
+        self.names: dict[str, str] = {}
+        self.depth: dict[str, int] = {}
+        self.started: dict[str, int] = {}
+        self.out: TextIO = sys.stdout if output is Output.pretty else sys.stderr
+
+        def walk(nodes: Sequence[SignatureNode], depth: int) -> None:
+            for node in nodes:
+                self.names[node.ref] = node.name or node.category or node.ref
+                self.depth[node.ref] = depth
+                walk(node.children, depth + 1)
+
+        walk(signature, 0)
+
+    def begin(self, name: str, execution_id: str) -> None:
+        if self.output is Output.pretty:
+            self.console.print(f"[bold]Execution[/] {name} [dim]({execution_id})[/]")
+
+    def event(self, event: ExecutionEvent) -> None:
+        if event.type == "log":
+            self.out.write((event.line or "") + "\n")
+            return
+        if self.output is not Output.pretty:
+            if event.type == "initialization" and event.details:
+                self.out.write(f"initialization: {event.details}\n")
+            return
+        self.out.flush()
+        if event.type == "step" and event.ref in self.names and event.status is not None:
+            self._step(event)
+        elif event.type == "initialization" and event.ref == INIT_REF and event.status == "failed":
+            self.console.print(f"[red]✗ initialization failed:[/] {event.details or ''}")
+        elif event.type == "status" and event.status in ("aborted", "canceled") and event.details:
+            self.console.print(f"[yellow]! {event.details}[/]")
+
+    def _step(self, event: ExecutionEvent) -> None:
+        ref = event.ref or ""
+        indent = "  " * self.depth.get(ref, 0)
+        name = self.names.get(ref, ref)
+        status = event.status or ""
+        if status == "running":
+            if ref not in self.started:
+                self.started[ref] = event.ts
+                self.console.print(f"{indent}[bold cyan]▶ {name}[/]")
+            return
+        if status == "paused":
+            self.console.print(f"{indent}[yellow]⏸ {name} paused[/]")
+            return
+        style = _STATUS_STYLE.get(status, "white")
+        took = ""
+        if ref in self.started:
+            took = f" in {format_duration(max(0, event.ts - self.started[ref]))}"
+        self.console.print(f"{indent}[{style}]■ {name}: {status}{took}[/]")
+
+
+def _print_final(doc: dict[str, Any], output: Output, console: Console, printer: _Printer | None) -> None:
+    if output is Output.json:
+        sys.stderr.flush()
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()
+    result = doc.get("result") or {}
+    names = printer.names if printer else {}
+    depth = printer.depth if printer else {}
+    table = Table(title=f"{doc.get('name', '')} ({doc.get('id', '')})", title_justify="left")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("exit", justify="right")
+    table.add_column("duration", justify="right")
+    table.add_column("error")
+    init = result.get("initialization") or {}
+    if init.get("errorMessage"):
+        table.add_row("initialization", _styled(init.get("status", "")), "", "", init["errorMessage"])
+    for ref, step in (result.get("steps") or {}).items():
+        label = "  " * depth.get(ref, 0) + names.get(ref, ref)
+        table.add_row(
+            label,
+            _styled(str(step.get("status", ""))),
+            "" if step.get("exitCode") is None else str(step["exitCode"]),
+            _duration(step),
+            str(step.get("errorMessage", "")),
+        )
+    console.print(table)
+    artifacts = doc.get("artifacts") or []
+    if artifacts:
+        console.print(f"artifacts ({len(artifacts)}) in {doc.get('artifactsDir', '')}")
+    status = str(result.get("status", ""))
+    console.print(
+        f"[bold]{_styled(status)}[/] in {result.get('duration', '0s')}"
+        + (f" — {init['errorMessage']}" if init.get("errorMessage") else "")
+    )
+
+
+def _styled(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _duration(step: dict[str, Any]) -> str:
+    start, end = step.get("startedAt"), step.get("finishedAt")
+    if not start or not end:
+        return ""
+    return format_duration(max(0, parse_timestamp(end) - parse_timestamp(start)))

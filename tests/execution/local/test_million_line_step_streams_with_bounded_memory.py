@@ -1,0 +1,55 @@
+"""A step printing 1,000,000 lines: every line arrives as a log event, and the runner's memory stays
+bounded (it streams; it never holds the log)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LINES = 1_000_000
+
+
+@pytest.mark.slow
+def test_a_million_lines_all_arrive(tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata:\n  name: loud\n"
+        f"spec:\n  steps:\n  - name: print\n    shell: seq 1 {LINES}\n"
+    )
+    env = {**os.environ, "SHOAL_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shoal", "run", str(wf), "-o", "json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    # Count the streamed lines instead of keeping them, like a consumer of the CLI would.
+    assert proc.stderr is not None and proc.stdout is not None
+    streamed = 0
+    last = b""
+    for line in proc.stderr:
+        streamed += 1
+        last = line
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out[-2000:]
+    doc = json.loads(out)
+    assert doc["result"]["status"] == "passed"
+    assert streamed >= LINES and last == f"{LINES}\n".encode()
+
+    events = Path(doc["workspace"]) / "events.jsonl"
+    count = 0
+    expected = 1
+    with events.open("rb") as fh:
+        for raw in fh:
+            if b'"type":"log"' in raw[:64]:
+                assert json.loads(raw)["line"] == str(expected)
+                expected += 1
+                count += 1
+    assert count == LINES
+    assert usage.ru_maxrss < 200 * 1024, f"runner peak RSS {usage.ru_maxrss} KiB"
