@@ -96,6 +96,13 @@ class Execution:
         out = io.StringIO()
         return load_run(kind, "rstage", self.env(env), self.data, out), out
 
+    def load_plan(
+        self, plan: Plan, kind: str, ref: str, *, env: dict[str, str] | None = None
+    ) -> tuple[ToolkitRun, io.StringIO]:
+        (self.shoal_dir / "plan.json").write_text(json.dumps(plan.to_dict()))
+        out = io.StringIO()
+        return load_run(kind, ref, self.env(env), self.data, out), out
+
     def call(
         self,
         fn: Callable[..., int],

@@ -1,0 +1,401 @@
+"""``services-start`` / ``services-stop``: background service instances around a step.
+
+Start and stop are two toolkit invocations, so the instances are owned by a **supervisor** that
+outlives ``services-start``: a detached process (``python -m shoal.execution._toolkit._services
+<dir>``) that runs every instance as a sub-plan and records each one's state in its directory
+``$SHOAL_DIR/state/supervisors/<start ref>/``. It stops everything on SIGTERM, on a ``stop`` file,
+or when the execution is over (``$SHOAL_WORKSPACE/execution.json`` exists).
+
+Each instance gets a free port, passed as ``SERVICE_PORT`` in its environment: a service binds
+``127.0.0.1:$SERVICE_PORT``. Once ready, ``services.<name>.<index>.ip`` (``127.0.0.1``) and ``.port``
+are published as files ``$SHOAL_DIR/state/services/<name>/<index>/{ip,port,description}`` (and in
+``$SHOAL_DIR/state/services.json``) for later steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shoal.workflow._plan import EnvVar, Plan
+
+from ._context import SERVICE, ToolkitError, ToolkitRun
+from ._git import parse_duration
+from ._probes import ProbeTiming, free_port, run_probe
+from ._subplans import (
+    InstanceSource,
+    SubJob,
+    SubPlanRunner,
+    children_root,
+    condition_holds,
+    secrets_for,
+    sub_execution_id,
+)
+
+SERVICE_IP = "127.0.0.1"
+DEFAULT_GRACE_S = 3.0  # no probe: alive this long after start counts as ready (SHOAL_SERVICE_GRACE)
+DEFAULT_TIMEOUT_S = 600.0
+STOP_WAIT_S = 30.0
+POLL_S = 0.02
+
+Launcher = Callable[[Path], None]
+
+
+def supervisor_dir(shoal_dir: Path, start_ref: str) -> Path:
+    return shoal_dir / "state" / "supervisors" / start_ref
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(slots=True)
+class Slot:
+    """One service instance as the supervisor and the two stages see it."""
+
+    name: str
+    index: int
+    port: int
+    execution_id: str
+    workspace: str
+    data: str
+    description: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-{self.index}"
+
+
+# ------------------------------------------------------------------------------------------ supervisor
+
+
+def supervise(directory: Path, runner: SubPlanRunner, env: Mapping[str, str]) -> None:
+    """Run every instance listed in ``directory/instances.json`` until each ends or a stop is asked."""
+    spec = json.loads((directory / "instances.json").read_text())
+    cancel = threading.Event()
+    workspace_done = Path(env["SHOAL_WORKSPACE"]) / "execution.json" if env.get("SHOAL_WORKSPACE") else None
+    secrets = {k: v for k, v in env.items() if k in set(spec.get("secret_names", []))}
+
+    def one(item: dict[str, Any]) -> None:
+        slot = Slot(**item["slot"])
+        status_file = directory / f"{slot.key}.status.json"
+        _write_json(status_file, {"status": "running"})
+        job = SubJob(slot.execution_id, Plan.from_dict(item["plan"]), Path(slot.workspace), secrets)
+        with (directory / f"{slot.key}.log").open("w", encoding="utf-8") as log:
+
+            def on_line(line: str) -> None:
+                log.write(line + "\n")
+                log.flush()
+
+            try:
+                status = runner.run(job, on_line, cancel)
+            except Exception as exc:  # recorded; the other instances go on
+                log.write(f"runtime error: {exc}\n")
+                status = "failed"
+        _write_json(status_file, {"status": status, "stopped": cancel.is_set()})
+
+    def watch() -> None:
+        while not cancel.is_set():
+            if (directory / "stop").exists() or (workspace_done is not None and workspace_done.exists()):
+                cancel.set()
+            cancel.wait(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    items = spec["instances"]
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        for future in [pool.submit(one, item) for item in items]:
+            future.result()
+    cancel.set()
+    (directory / "done").write_text("")
+
+
+def spawn_supervisor(env: Mapping[str, str]) -> Launcher:
+    """Production launcher: a detached process, in its own session, logging into its directory."""
+
+    def launch(directory: Path) -> None:
+        with (directory / "supervisor.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "shoal.execution._toolkit._services", str(directory)],
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        (directory / "pid").write_text(str(proc.pid))
+
+    return launch
+
+
+# ------------------------------------------------------------------------------------------ start
+
+
+def _with_port(plan: Plan, port: int) -> Plan:
+    for stage in plan.stages.values():
+        if stage.kind not in ("group",):
+            stage.env = [e for e in stage.env if e.name != "SERVICE_PORT"]
+            stage.env.append(EnvVar(name="SERVICE_PORT", value=str(port)))
+    return plan
+
+
+def _publish(run: ToolkitRun, slot: Slot) -> None:
+    base = run.state_dir / "services" / slot.name / str(slot.index)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "ip").write_text(SERVICE_IP)
+    (base / "port").write_text(str(slot.port))
+    (base / "description").write_text(slot.description)
+    index_file = run.state_dir / "services.json"
+    data = _read_json(index_file) or {}
+    entries = data.setdefault(slot.name, [])
+    while len(entries) <= slot.index:
+        entries.append(None)
+    entries[slot.index] = {"ip": SERVICE_IP, "port": slot.port, "description": slot.description}
+    _write_json(index_file, data)
+
+
+def _instance_state(directory: Path, slot: Slot) -> dict[str, Any]:
+    return _read_json(directory / f"{slot.key}.status.json") or {"status": "queued"}
+
+
+def _await_ready(run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str, Any]) -> tuple[bool, str]:
+    """Wait for one instance: probe success, or alive after the grace window without a probe."""
+    timeout_s = parse_duration(spec.get("timeout"), DEFAULT_TIMEOUT_S)
+    deadline = time.monotonic() + timeout_s
+    probe = spec.get("readinessProbe")
+    env = {**run.env, "SERVICE_PORT": str(slot.port)}
+
+    def ended() -> str | None:
+        state = _instance_state(directory, slot)
+        status = str(state.get("status"))
+        return status if status not in ("queued", "running") else None
+
+    def pause(seconds: float) -> str | None:
+        until = min(deadline, time.monotonic() + seconds)
+        while time.monotonic() < until:
+            status = ended()
+            if status is not None:
+                return status
+            time.sleep(POLL_S)
+        return ended()
+
+    if not probe:
+        grace = float(run.env.get("SHOAL_SERVICE_GRACE", DEFAULT_GRACE_S))
+        status = pause(grace)
+        if status is None or status == "passed":
+            return True, "" if status is None else "finished"
+        return False, f"exited ({status}) before it was ready"
+    timing = ProbeTiming.of(probe)
+    status = pause(timing.initial_delay_s)
+    failures = 0
+    why = ""
+    while True:
+        if status is not None and status != "passed":
+            return False, f"exited ({status}) before it was ready"
+        if time.monotonic() >= deadline:
+            return False, f"not ready after {timeout_s:g}s: {why}"
+        ok, why = run_probe(probe, slot.port, env, Path(slot.data))
+        if ok:
+            return True, ""
+        failures += 1
+        if failures >= timing.failure_threshold:
+            return False, f"readiness probe failed {failures} times: {why}"
+        status = pause(timing.period_s)
+
+
+def run_services_start(
+    run: ToolkitRun,
+    source: InstanceSource | None = None,
+    runner: SubPlanRunner | None = None,
+    launcher: Launcher | None = None,
+) -> int:
+    from ._subplans import CompilerInstances, LocalSubPlans
+
+    source = source or CompilerInstances()
+    runner = runner or LocalSubPlans(run.env)
+    launcher = launcher or spawn_supervisor(run.env)
+    services: dict[str, Any] = run.spec.get("services") or {}
+    directory = supervisor_dir(run.shoal_dir, run.ref)
+    directory.mkdir(parents=True, exist_ok=True)
+    root = children_root(run)
+    slots: list[tuple[Slot, dict[str, Any]]] = []
+    items: list[dict[str, Any]] = []
+    for name in services:
+        for inst in source.services(run, name):
+            port = free_port()
+            slot = Slot(
+                name=name,
+                index=inst.index,
+                port=port,
+                execution_id=sub_execution_id(run, f"{name}-", inst.index),
+                workspace=str(root / f"{run.ref}-{name}-{inst.index}"),
+                data="",
+                description=inst.description,
+            )
+            job = SubJob(slot.execution_id, _with_port(inst.plan, port), Path(slot.workspace))
+            slot.data = str(runner.prepare(job).host("/data"))
+            slots.append((slot, inst.spec))
+            items.append({"slot": _slot_dict(slot), "plan": job.plan.to_dict()})
+            run.log(f"Starting service {name} #{inst.index} on {SERVICE_IP}:{port}")
+    _write_json(
+        directory / "instances.json",
+        {"instances": items, "secret_names": sorted(secrets_for(run))},
+    )
+    launcher(directory)
+    with ThreadPoolExecutor(max_workers=max(1, len(slots))) as pool:
+        results = list(pool.map(lambda s: _await_ready(run, directory, s[0], s[1]), slots))
+    failed = False
+    for (slot, _spec), (ok, why) in zip(slots, results, strict=True):
+        if ok:
+            _publish(run, slot)
+            run.log(f"Service {slot.name} #{slot.index} is ready at {SERVICE_IP}:{slot.port}")
+            run.emit(
+                SERVICE,
+                {
+                    "name": slot.name,
+                    "index": slot.index,
+                    "ip": SERVICE_IP,
+                    "port": slot.port,
+                    "status": "ready",
+                },
+            )
+        else:
+            failed = True
+            run.log(f"Service {slot.name} #{slot.index} failed: {why}")
+            _print_log(run, directory, slot)
+            run.emit(
+                SERVICE,
+                {
+                    "name": slot.name,
+                    "index": slot.index,
+                    "ip": SERVICE_IP,
+                    "port": slot.port,
+                    "status": "failed",
+                },
+            )
+    if failed:
+        _stop(run, directory)
+        return 1
+    return 0
+
+
+def _slot_dict(slot: Slot) -> dict[str, Any]:
+    return {f: getattr(slot, f) for f in Slot.__slots__}
+
+
+def _print_log(run: ToolkitRun, directory: Path, slot: Slot) -> None:
+    log = directory / f"{slot.key}.log"
+    with contextlib.suppress(OSError):
+        for line in log.read_text(errors="replace").splitlines()[-50:]:
+            run.log(f"[{slot.name} #{slot.index}] {line}")
+
+
+# ------------------------------------------------------------------------------------------ stop
+
+
+def _stop(run: ToolkitRun, directory: Path) -> None:
+    """Ask the supervisor to stop every instance (TERM then KILL by the runtime) and wait for it."""
+    (directory / "stop").write_text("")
+    pid_file = directory / "pid"
+    pid = int(pid_file.read_text()) if pid_file.exists() else None
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + float(run.env.get("SHOAL_SERVICE_STOP_WAIT", STOP_WAIT_S))
+    while not (directory / "done").exists() and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    if not (directory / "done").exists() and pid is not None:
+        run.log("services did not stop in time: killing them")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _start_ref(run: ToolkitRun) -> str:
+    explicit = run.spec.get("start")
+    if explicit:
+        return str(explicit)
+    parent = run.stage.parent
+    candidates = [
+        s.ref for s in run.plan.stages.values() if s.kind == "services-start" and s.parent == parent
+    ]
+    if len(candidates) != 1:
+        raise ToolkitError(f"cannot tell which services stage {run.ref} stops (found {candidates})")
+    return candidates[0]
+
+
+def run_services_stop(run: ToolkitRun) -> int:
+    start_ref = _start_ref(run)
+    directory = supervisor_dir(run.shoal_dir, start_ref)
+    listing = _read_json(directory / "instances.json")
+    if listing is None:
+        run.log("No services were started.")
+        return 0
+    start_stage = run.plan.stages.get(start_ref)
+    specs: dict[str, Any] = (start_stage.spec.get("services") if start_stage else None) or {}
+    _stop(run, directory)
+    failed = False
+    for item in listing["instances"]:
+        slot = Slot(**item["slot"])
+        state = _instance_state(directory, slot)
+        status = str(state.get("status"))
+        died = status not in ("passed", "queued", "running") and not state.get("stopped")
+        final = "failed" if died else "passed"
+        if died:
+            failed = True
+            run.log(f"Service {slot.name} #{slot.index} had already ended: {status}")
+        else:
+            run.log(f"Service {slot.name} #{slot.index} stopped")
+        run.emit(
+            SERVICE,
+            {"name": slot.name, "index": slot.index, "ip": SERVICE_IP, "port": slot.port, "status": final},
+        )
+        # Service logs are not kept unless the `logs` condition says so.
+        if condition_holds((specs.get(slot.name) or {}).get("logs", "never"), final):
+            log = directory / f"{slot.key}.log"
+            name = f"logs/services/{slot.key}.log"
+            dest = run.artifacts_dir / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if log.exists():
+                dest.write_bytes(log.read_bytes())
+                run.emit("artifact", {"name": name, "size": dest.stat().st_size})
+    return 1 if failed else 0
+
+
+def _main(argv: list[str]) -> int:
+    from ._subplans import LocalSubPlans
+
+    directory = Path(argv[0])
+    env = dict(os.environ)
+
+    def on_term(signum: int, frame: Any) -> None:
+        del signum, frame
+        (directory / "stop").write_text("")
+
+    signal.signal(signal.SIGTERM, on_term)
+    supervise(directory, LocalSubPlans(env), env)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from tests.execution.toolkit.fake_subplans import ScriptInstances, ShellRunner
+from tests.execution.toolkit.toolkit_helpers import Execution, Result, parse_markers
+
+from shoal.execution._toolkit._probes import free_port
+from shoal.execution._toolkit._services import run_services_start, run_services_stop, supervise
+from shoal.workflow._plan import Plan, Stage
+
+FAST = {"SHOAL_SERVICE_GRACE": "0.3", "SHOAL_SERVICE_STOP_WAIT": "10"}
+HTTP_SERVER = f"exec {sys.executable} -m http.server $SERVICE_PORT --bind 127.0.0.1"
+
+
+def services_plan(services: dict[str, Any]) -> Plan:
+    return Plan(
+        workflow="wf",
+        root="root",
+        stages={
+            "root": Stage(ref="root", kind="group", children=["rstart", "rstop"]),
+            "rstart": Stage(ref="rstart", kind="services-start", parent="root", spec={"services": services}),
+            "rstop": Stage(ref="rstop", kind="services-stop", parent="root"),
+        },
+        signature=[],
+        containers=[],
+    )
+
+
+class Harness:
+    def __init__(
+        self,
+        execution: Execution,
+        services: dict[str, Any],
+        scripts: dict[str, list[tuple[str, dict[str, Any]]]],
+    ):
+        self.execution = execution
+        self.plan = services_plan(services)
+        self.source = ScriptInstances(services_=scripts)
+        self.runner = ShellRunner()
+        self.threads: list[threading.Thread] = []
+
+    def launch(self, directory: Path) -> None:
+        t = threading.Thread(
+            target=supervise, args=(directory, self.runner, self.execution.env(FAST)), daemon=True
+        )
+        t.start()
+        self.threads.append(t)
+
+    def start(self) -> Result:
+        run, out = self.execution.load_plan(self.plan, "services-start", "rstart", env=FAST)
+        code = run_services_start(run, self.source, self.runner, self.launch)
+        return Result(code, out.getvalue(), parse_markers(out.getvalue()))
+
+    def stop(self) -> Result:
+        run, out = self.execution.load_plan(self.plan, "services-stop", "rstop", env=FAST)
+        code = run_services_stop(run)
+        for t in self.threads:
+            t.join(10)
+        return Result(code, out.getvalue(), parse_markers(out.getvalue()))
+
+
+def test_http_probe_waits_then_publishes_ip_and_port(execution: Execution) -> None:
+    probe = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 0.05, "failureThreshold": 200}
+    h = Harness(execution, {"web": {"readinessProbe": probe}}, {"web": [(HTTP_SERVER, {})]})
+    started = h.start()
+    assert started.code == 0, started.output
+    [marker] = started.named("service")
+    assert marker["status"] == "ready" and marker["ip"] == "127.0.0.1"
+    published = execution.shoal_dir / "state" / "services" / "web" / "0"
+    assert (published / "ip").read_text() == "127.0.0.1"
+    assert int((published / "port").read_text()) == marker["port"]
+    stopped = h.stop()
+    assert stopped.code == 0, stopped.output
+    assert stopped.named("artifact") == []  # logs are not kept by default
+
+
+def test_instances_get_distinct_ports(execution: Execution) -> None:
+    probe = {"tcpSocket": {"port": "service"}, "periodSeconds": 0.05, "failureThreshold": 200}
+    h = Harness(execution, {"db": {"readinessProbe": probe}}, {"db": [(HTTP_SERVER, {}), (HTTP_SERVER, {})]})
+    started = h.start()
+    assert started.code == 0, started.output
+    ports = {m["index"]: m["port"] for m in started.named("service")}
+    assert len(ports) == 2 and ports[0] != ports[1]
+    assert h.stop().code == 0
+
+
+def test_probe_failures_reaching_the_threshold_fail_start(execution: Execution) -> None:
+    closed = free_port()
+    probe = {"tcpSocket": {"port": closed}, "periodSeconds": 0.01, "failureThreshold": 2}
+    h = Harness(execution, {"broken": {"readinessProbe": probe}}, {"broken": [("sleep 30", {})]})
+    started = h.start()
+    assert started.code == 1
+    assert "readiness probe failed 2 times" in started.text
+    assert started.named("service")[0]["status"] == "failed"
+    for t in h.threads:
+        t.join(10)
+        assert not t.is_alive()  # the failed start stopped the instance
+
+
+def test_exec_probe_runs_in_the_service_data_dir(execution: Execution) -> None:
+    probe = {"exec": {"command": ["test", "-f", "ready"]}, "periodSeconds": 0.02, "failureThreshold": 500}
+    h = Harness(
+        execution, {"svc": {"readinessProbe": probe}}, {"svc": [("sleep 0.1; touch ready; sleep 30", {})]}
+    )
+    started = h.start()
+    assert started.code == 0, started.output
+    assert h.stop().code == 0
+
+
+def test_service_exiting_non_zero_before_ready_fails_start(execution: Execution) -> None:
+    h = Harness(execution, {"bad": {"logs": "always"}}, {"bad": [("echo expected failure; exit 1", {})]})
+    started = h.start()
+    assert started.code == 1
+    assert "exited (failed) before it was ready" in started.text
+    assert "expected failure" in started.text
+
+
+def test_without_probe_alive_after_grace_is_ready_and_logs_always_are_kept(execution: Execution) -> None:
+    h = Harness(execution, {"s": {"logs": "always"}}, {"s": [("echo started; sleep 30", {})]})
+    assert h.start().code == 0
+    stopped = h.stop()
+    assert stopped.code == 0, stopped.output
+    assert [a["name"] for a in stopped.named("artifact")] == ["logs/services/s-0.log"]
+    assert "started" in (execution.artifacts / "logs" / "services" / "s-0.log").read_text()
+
+
+def test_stop_fails_when_a_service_died_with_an_error(execution: Execution) -> None:
+    script = "touch ready; while [ ! -e die ]; do sleep 0.01; done; exit 2"
+    probe = {"exec": {"command": ["test", "-f", "ready"]}, "periodSeconds": 0.02, "failureThreshold": 500}
+    h = Harness(execution, {"s": {"readinessProbe": probe}}, {"s": [(script, {})]})
+    started = h.start()
+    assert started.code == 0, started.output
+    data = h.runner.jobs[0].workspace / "data"
+    (data / "die").write_text("")
+    status = execution.shoal_dir / "state" / "supervisors" / "rstart" / "s-0.status.json"
+    for _ in range(500):
+        if '"failed"' in (status.read_text() if status.exists() else ""):
+            break
+        threading.Event().wait(0.01)
+    stopped = h.stop()
+    assert stopped.code == 1
+    assert "had already ended: failed" in stopped.text
