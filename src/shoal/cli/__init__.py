@@ -13,6 +13,7 @@ from shoal import __version__
 _COMMAND_MODULES = (
     "shoal.cli._workflow_cmds",
     "shoal.cli._run_cmd",
+    "shoal.cli._server_cmds",
 )
 
 EXIT_INTERNAL = 70

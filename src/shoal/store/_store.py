@@ -493,11 +493,19 @@ class Store:
         )
         return int((await s.execute(stmt)).scalar_one())
 
-    async def create_execution(self, env_id: str, workflow_name: str, **fields: Any) -> Execution:
-        """Insert a queued execution with the next number of its workflow."""
+    async def reserve_number(self, env_id: str, workflow: str) -> int:
+        """Take the next execution number of a workflow (numbers are never reused)."""
+        async with self.session() as s:
+            return await self.next_number(s, env_id, workflow)
+
+    async def create_execution(
+        self, env_id: str, workflow_name: str, number: int | None = None, **fields: Any
+    ) -> Execution:
+        """Insert a queued execution with the given number, or the next number of its workflow."""
         ts = now()
         async with self.session() as s:
-            number = await self.next_number(s, env_id, workflow_name)
+            if number is None:
+                number = await self.next_number(s, env_id, workflow_name)
             exe_id = fields.pop("id", None) or new_execution_id()
             ex = Execution(
                 id=exe_id,

@@ -1,0 +1,87 @@
+"""Everything one server process holds: the store, the blob store, the bus, the agent hub, services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shoal.server._bus import LocalBus, PostgresBus, asyncpg_dsn
+from shoal.server._executions import ExecutionService
+from shoal.server._hub import AgentHub
+from shoal.server._sealing import Sealer
+from shoal.server._settings import ServerSettings
+from shoal.store import BlobStore, Organization, Store, blob_store_from_env
+
+log = logging.getLogger("shoal.server")
+
+DEFAULT_ORG = "default"
+DEFAULT_ENV = "default"
+
+
+@dataclass(eq=False)
+class ServerState:
+    settings: ServerSettings
+    store: Store
+    blobs: BlobStore
+    bus: LocalBus
+    hub: AgentHub
+    sealer: Sealer
+    executions: ExecutionService
+    organization: Organization
+    admin_token: str | None = None  # only when this start created it
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: ServerSettings) -> ServerState:
+        store = await Store.open(settings.database_url)
+        bus: LocalBus = PostgresBus(asyncpg_dsn(store.url)) if store.dialect == "postgresql" else LocalBus()
+        await bus.start()
+        hub = AgentHub(bus)
+        sealer = Sealer.from_home(settings.home)
+        blobs = blob_store_from_env(settings.home)
+        org = await store.ensure_organization(DEFAULT_ORG)
+        await store.create_environment(org.id, DEFAULT_ENV, exist_ok=True)
+        admin_token = await _bootstrap_admin_token(store, org.id, settings.home)
+        executions = ExecutionService(
+            store, blobs, hub, bus, sealer, organization=org.name, dashboard_url=settings.public_url
+        )
+        state = cls(settings, store, blobs, bus, hub, sealer, executions, org, admin_token)
+        state.tasks.append(asyncio.create_task(state._sweeper(), name="shoal-sweeper"))
+        return state
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            try:
+                await self.executions.sweep(self.settings.agent_timeout_s, self.settings.agent_grace_s)
+            except Exception:  # keep sweeping; one failed pass is logged, the next one retries
+                log.exception("sweep failed")
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.executions.wait_background()
+        await self.bus.stop()
+        await self.store.close()
+
+
+async def _bootstrap_admin_token(store: Store, org_id: str, home: Path) -> str | None:
+    """On first start, create an admin token and write it to ``home/admin-token`` (mode 0600)."""
+    path = home / "admin-token"
+    if path.exists():
+        existing = path.read_text().strip()
+        if existing and await store.authenticate(existing) is not None:
+            return None
+    _token, plaintext = await store.create_token(org_id, None, "admin", "bootstrap admin")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(plaintext + "\n")
+    os.chmod(path, 0o600)
+    return plaintext
