@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import random
 
-from tests.workflow.status.status_helpers import ROOT, Stream, node
-
 from shoal.workflow._status import ApplyOutcome, ExecutionState
+from tests.workflow.status.status_helpers import ROOT, Stream, node
 
 SIGNATURE = [node("a"), node("b")]
 

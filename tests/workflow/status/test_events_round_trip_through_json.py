@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.workflow.status.status_helpers import ROOT, Stream, node, replay
 
 from shoal.workflow._status import ExecutionEvent
+from tests.workflow.status.status_helpers import ROOT, Stream, node, replay
 
 EVENTS = [
     ExecutionEvent(seq=1, ts=5, type="log", ref="a", line="héllo \x1b[1mworld"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from tests.workflow.status.status_helpers import ROOT, Stream, node, replay, statuses
 
 from shoal.workflow._plan import SignatureNode
+from tests.workflow.status.status_helpers import ROOT, Stream, node, replay, statuses
 
 
 @dataclass

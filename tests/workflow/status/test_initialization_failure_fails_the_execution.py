@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.workflow.status.status_helpers import ROOT, T0, Stream, node, replay, statuses
-
 from shoal.workflow._status import ExecutionState
+from tests.workflow.status.status_helpers import ROOT, T0, Stream, node, replay, statuses
 
 SIGNATURE = [node("a"), node("g", node("g1")), node("b")]
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.workflow.status.status_helpers import Stream
 
 from shoal.workflow._plan import Plan, SignatureNode, Stage
 from shoal.workflow._status import ExecutionState, evaluate_result
+from tests.workflow.status.status_helpers import Stream
 
 
 def _plan() -> Plan:

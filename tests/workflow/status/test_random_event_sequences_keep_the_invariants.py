@@ -7,9 +7,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.workflow.status.status_helpers import ROOT, T0, node
 
 from shoal.workflow._status import ExecutionEvent, ExecutionState, ExecutionStatus, StepStatus
+from tests.workflow.status.status_helpers import ROOT, T0, node
 
 SIGNATURE = [
     node("a"),

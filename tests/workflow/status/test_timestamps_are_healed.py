@@ -3,9 +3,8 @@ children, missing starts are filled, RFC3339 with milliseconds in UTC."""
 
 from __future__ import annotations
 
-from tests.workflow.status.status_helpers import ROOT, T0, Stream, node, replay
-
 from shoal.workflow._status import format_duration, format_timestamp, parse_timestamp
+from tests.workflow.status.status_helpers import ROOT, T0, Stream, node, replay
 
 
 def test_each_leaf_is_queued_when_the_previous_one_finished() -> None:
