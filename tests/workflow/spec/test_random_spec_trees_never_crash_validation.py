@@ -112,7 +112,7 @@ def _check(problems: list[Problem]) -> None:
             assert wording not in problem.message
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(PATHS), tree=trees, new_key=st.one_of(st.none(), keys))
 def test_planted_trees_validate_or_give_problems(
     path: tuple[str | int, ...], tree: Any, new_key: str | None
@@ -135,7 +135,7 @@ def test_planted_trees_validate_or_give_problems(
             assert problems == []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=trees)
 def test_documents_built_without_positions_still_validate(tree: Any) -> None:
     # A Document made in code (no positions) must work too: every problem falls back to the top.
@@ -145,7 +145,7 @@ def test_documents_built_without_positions_still_validate(tree: Any) -> None:
         assert problem.message
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200)))
 def test_arbitrary_text_loads_or_gives_problems(text: str | bytes) -> None:
     try:
