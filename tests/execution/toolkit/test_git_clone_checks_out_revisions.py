@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tests.execution.toolkit.git_fixtures import Repo, git, make_repo
 from tests.execution.toolkit.toolkit_helpers import Execution
 

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
+from shoal.execution._toolkit._parallel import run_parallel
 from tests.execution.toolkit.fake_subplans import ScriptInstances, ShellRunner
 from tests.execution.toolkit.toolkit_helpers import Execution
-
-from shoal.execution._toolkit._parallel import run_parallel
 
 
 def test_all_workers_pass_and_logs_are_prefixed(execution: Execution) -> None:

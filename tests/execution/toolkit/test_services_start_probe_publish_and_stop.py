@@ -5,12 +5,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tests.execution.toolkit.fake_subplans import ScriptInstances, ShellRunner
-from tests.execution.toolkit.toolkit_helpers import Execution, Result, parse_markers
-
 from shoal.execution._toolkit._probes import free_port
 from shoal.execution._toolkit._services import run_services_start, run_services_stop, supervise
 from shoal.workflow._plan import Plan, Stage
+from tests.execution.toolkit.fake_subplans import ScriptInstances, ShellRunner
+from tests.execution.toolkit.toolkit_helpers import Execution, Result, parse_markers
 
 FAST = {"SHOAL_SERVICE_GRACE": "0.3", "SHOAL_SERVICE_STOP_WAIT": "10"}
 HTTP_SERVER = f"exec {sys.executable} -m http.server $SERVICE_PORT --bind 127.0.0.1"

@@ -5,6 +5,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from tests.execution.toolkit.git_fixtures import dumb_http
 from tests.execution.toolkit.toolkit_helpers import Execution
 

@@ -29,6 +29,7 @@ from ._subplans import (
     SubPlanRunner,
     children_root,
     condition_holds,
+    parallel_spec,
     secrets_for,
     sub_execution_id,
 )
@@ -107,8 +108,9 @@ def run_parallel(
 
     instances = (source or CompilerInstances()).workers(run)
     runner = runner or LocalSubPlans(run.env)
-    parallelism = max(1, int(run.spec.get("parallelism") or DEFAULT_PARALLELISM))
-    fail_fast = bool(run.spec.get("failFast", False))
+    spec = parallel_spec(run)
+    parallelism = max(1, int(spec.get("parallelism") or DEFAULT_PARALLELISM))
+    fail_fast = bool(spec.get("failFast", False))
     cancel = threading.Event()
     statuses: dict[int, str] = {}
     root = children_root(run)
@@ -162,7 +164,7 @@ def run_parallel(
         statuses[inst.index] = status
         run.log(f"{label} {status}")
         run.emit(PARALLEL, {"index": inst.index, "status": status})
-        if condition_holds(inst.spec.get("logs", run.spec.get("logs")), status):
+        if condition_holds(inst.spec.get("logs", spec.get("logs")), status):
             name = f"logs/{run.ref}/worker-{inst.index}.log"
             dest = run.artifacts_dir / name
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ runtimes can provide their own.
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -84,45 +83,96 @@ class SubPlanRunner(Protocol):
 # --------------------------------------------------------------------------- the compiler seam
 
 
-def env_machine(env: Mapping[str, str]) -> Any:
-    """An expression machine answering ``env`` and ``env.NAME`` from the toolkit's environment."""
-    from shoal.workflow._expressions._machine import Machine
+def instance_variables(run: ToolkitRun) -> dict[str, Any]:
+    """Variables the instance arithmetic may use: the run's context variables and ``env``."""
+    from shoal.workflow import ExecutionContext
 
-    variables: dict[str, Any] = {"env": dict(env)}
-    variables.update({f"env.{k}": v for k, v in env.items()})
-    return Machine(variables=variables)
+    raw = getattr(run.plan, "context", None)
+    context = ExecutionContext.from_dict(raw) if raw else ExecutionContext()
+    variables: dict[str, Any] = dict(context.variables(run.plan.workflow, run.plan.labels, run.plan.tags))
+    variables["env"] = dict(run.env)
+    variables.update({f"env.{k}": v for k, v in run.env.items()})
+    return variables
 
 
-def _compiler(name: str) -> Callable[..., Any]:
-    module = importlib.import_module("shoal.workflow")
-    fn = getattr(module, name, None)
-    if fn is None:
-        raise ToolkitError(f"shoal.workflow.{name} is not available: this build cannot expand instances")
-    return fn  # type: ignore[no-any-return]
+def bind(value: Any, variables: Mapping[str, Any]) -> Any:
+    """``value`` (a spec fragment) with every ``{{ }}`` template resolved against ``variables``."""
+    if isinstance(value, str):
+        if "{{" not in value:
+            return value
+        from shoal.workflow import Machine, compile_template, to_string
+
+        try:
+            return to_string(
+                compile_template(value).resolve(Machine(variables=dict(variables)), final=True).value()
+            )
+        except Exception as exc:
+            raise ToolkitError(f"{value!r}: {getattr(exc, 'message', exc)}") from exc
+    if isinstance(value, list):
+        return [bind(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: bind(v, variables) for k, v in value.items()}
+    return value
+
+
+def _expand(spec: Mapping[str, Any], variables: Mapping[str, Any]) -> list[dict[str, Any]]:
+    from shoal.workflow import WorkflowError, expand_instances
+
+    try:
+        return [dict(i) for i in expand_instances(spec, variables)]
+    except WorkflowError as exc:
+        raise ToolkitError(str(exc)) from exc
+
+
+def parallel_spec(run: ToolkitRun) -> dict[str, Any]:
+    """The ``parallel`` block of a parallel stage (the compiler keeps it under ``spec.parallel``)."""
+    inner = run.spec.get("parallel")
+    return dict(inner) if isinstance(inner, dict) else dict(run.spec)
+
+
+# Keys of an instance spec the parent itself reads; bound to each instance's variables.
+_PARENT_KEYS = ("description", "transfer", "fetch", "logs")
 
 
 class CompilerInstances:
-    """Instances from the compiler: ``expand_instances`` (the count/matrix/shards arithmetic, instance
-    variables bound into each spec) and ``compile_worker`` / ``compile_service_instance``."""
+    """Instances from the compiler: ``expand_instances`` (the count/matrix/shards arithmetic) and
+    ``compile_worker`` / ``compile_service_instance`` (each instance's Plan)."""
 
     def workers(self, run: ToolkitRun) -> list[Instance]:
-        specs = _compiler("expand_instances")(run.spec, env_machine(run.env))
-        compile_worker = _compiler("compile_worker")
-        return [
-            Instance(index=i, spec=dict(spec), plan=compile_worker(run.plan, run.ref, i))
-            for i, spec in enumerate(specs)
-        ]
+        from shoal.workflow import WorkflowError, compile_worker
+
+        spec = parallel_spec(run)
+        base = instance_variables(run)
+        out: list[Instance] = []
+        for i, variables in enumerate(_expand(spec, base)):
+            scope = {**base, **variables}
+            bound = {k: bind(spec[k], scope) for k in _PARENT_KEYS if k in spec and k != "logs"}
+            if "logs" in spec:
+                bound["logs"] = spec["logs"]
+            try:
+                plan = compile_worker(run.plan, run.ref, i)
+            except WorkflowError as exc:
+                raise ToolkitError(str(exc)) from exc
+            out.append(Instance(index=i, spec={**spec, **bound}, plan=plan))
+        return out
 
     def services(self, run: ToolkitRun, name: str) -> list[Instance]:
+        from shoal.workflow import WorkflowError, compile_service_instance
+
         spec = (run.spec.get("services") or {}).get(name)
         if spec is None:
             raise ToolkitError(f"stage {run.ref} has no service {name!r}")
-        specs = _compiler("expand_instances")(spec, env_machine(run.env))
-        compile_service = _compiler("compile_service_instance")
-        return [
-            Instance(index=i, spec=dict(s), plan=compile_service(run.plan, run.ref, name, i))
-            for i, s in enumerate(specs)
-        ]
+        base = instance_variables(run)
+        out: list[Instance] = []
+        for i, variables in enumerate(_expand(spec, base)):
+            scope = {**base, **variables}
+            bound = {k: bind(spec[k], scope) for k in ("description",) if k in spec}
+            try:
+                plan = compile_service_instance(run.plan, run.ref, name, i)
+            except WorkflowError as exc:
+                raise ToolkitError(str(exc)) from exc
+            out.append(Instance(index=i, spec={**spec, **bound}, plan=plan))
+        return out
 
 
 # --------------------------------------------------------------------------- the runtime seam
@@ -178,41 +228,9 @@ def secrets_for(run: ToolkitRun) -> dict[str, str]:
 
 def condition_holds(source: Any, status: str) -> bool:
     """A ``logs`` condition (``always``, ``failed``, ``status == "passed"``...) for a finished instance."""
-    if source is None:
-        return True
-    if isinstance(source, bool):
-        return source
-    text = str(source).strip()
-    simple = {
-        "always": True,
-        "true": True,
-        "never": False,
-        "false": False,
-        "passed": status == "passed",
-        "success": status == "passed",
-        "failed": status != "passed",
-        "error": status != "passed",
-    }
-    if text in simple:
-        return simple[text]
-    from shoal.workflow._expressions._machine import Machine, resolve_expression
-    from shoal.workflow._expressions._parse import compile_expression
-    from shoal.workflow._expressions._values import is_truthy
+    from shoal.workflow import WorkflowError, should_keep_logs
 
-    ok = status == "passed"
-    machine = Machine(
-        variables={
-            "status": status,
-            "passed": ok,
-            "success": ok,
-            "failed": not ok,
-            "error": not ok,
-            "always": True,
-            "never": False,
-        }
-    )
     try:
-        node = resolve_expression(compile_expression(text), (machine,), True)
-        return bool(is_truthy(node.value()))
-    except Exception as exc:
-        raise ToolkitError(f"logs condition {text!r}: {exc}") from exc
+        return should_keep_logs(source, status == "passed")
+    except WorkflowError as exc:
+        raise ToolkitError(str(exc)) from exc
