@@ -30,6 +30,9 @@ MAX_DEPTH: Final = 200
 MAX_ALIAS_VALUES: Final = 100_000
 """Refuse a file once aliases (``*name``) have produced more values than this (YAML bombs)."""
 
+MAX_PROBLEMS: Final = 200
+"""Stop reading a file after this many problems."""
+
 # Positions mirror the data: a mapping's table maps each key to (line, column, table, key line, key
 # column), a sequence's table is a list of (line, column, table), a scalar's table is None.
 # Lines and columns are 0-based until they leave this module.
@@ -262,22 +265,26 @@ class _Builder:
         self.alias_values = 0
 
     def problem(self, message: str, line: int, column: int, path: str = "") -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.problems.append(Problem(f"more than {MAX_PROBLEMS} problems; stopped here", "", self.file))
+            raise _Fatal
         self.problems.append(Problem(message, path, self.file, line + 1, column + 1))
 
     def run(self) -> list[Document]:
         parser = CParser(self.text)
         try:
-            self._stream(parser)
-        except yaml.MarkedYAMLError as error:
-            self._syntax_problem(error)
-        except yaml.reader.ReaderError as error:
-            self._reader_problem(error)
+            try:
+                self._stream(parser)
+            except yaml.MarkedYAMLError as error:
+                self._syntax_problem(error)
+            except yaml.reader.ReaderError as error:
+                self._reader_problem(error)
         except _Fatal:
             pass
         finally:
             parser.dispose()
         if self.problems:
-            self.problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+            self.problems.sort(key=lambda p: (p.line or 1 << 62, p.column or 0))
             raise WorkflowError(self.problems)
         return self.documents
 

@@ -179,3 +179,10 @@ def test_problems_of_several_documents_are_all_reported_in_order() -> None:
         "bad.yaml:4:1: expected a mapping with apiVersion, kind, metadata and spec, got a list",
         "bad.yaml:7:1: duplicate key 'b' (first defined on line 6)",
     ]
+
+
+def test_reading_stops_after_too_many_problems() -> None:
+    problems = _problems("a: 1\n" + "a: 2\n" * 10_000)
+    assert len(problems) == 201
+    assert problems[0] == "bad.yaml:2:1: duplicate key 'a' (first defined on line 1)"
+    assert problems[-1] == "bad.yaml: more than 200 problems; stopped here"
