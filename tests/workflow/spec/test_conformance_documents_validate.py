@@ -45,3 +45,18 @@ def test_every_expected_workflow_and_template_is_found() -> None:
     templates = {doc.name for doc in docs if doc.kind == "TestWorkflowTemplate"}
     assert {entry["name"] for entry in expected["workflows"]} <= workflows
     assert {entry["name"] for entry in expected["templates"]} <= templates
+
+
+def _without_nulls(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_models_dump_back_to_the_document(path: Path) -> None:
+    # Aliases on the way out too: a parsed model can stand in for the document's data.
+    for doc in load_file(path):
+        assert parse_workflow(doc).model_dump(exclude_none=True) == _without_nulls(doc.data)
