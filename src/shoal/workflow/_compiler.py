@@ -528,6 +528,9 @@ class _Node:
         for expr in (*exprs, self.condition):
             if expr and expr not in parts:
                 parts.append(expr)
+        # `x && true` has the truthiness of `x`: keep the conjunction short
+        if len(parts) > 1:
+            parts = [p for p in parts if p not in ("true", "always")] or ["true"]
         self.condition = "&&".join(_parenthesize(p) if len(parts) > 1 else p for p in parts)
 
     def has_pause(self) -> bool:
