@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shoal.workflow._expressions._errors import ExpressionError
 from shoal.workflow._expressions._values import copy_plain, dump_json, escape_template_text, to_string
 
 if TYPE_CHECKING:
@@ -75,16 +76,12 @@ class Expression:
 
     def resolve(self, *machines: Machine, final: bool = False) -> Expression:
         """Substitute what the machines know and simplify; with ``final``, unknown names fail."""
-        from shoal.workflow._expressions._machine import resolve_expression
-
-        return resolve_expression(self, machines, final)
+        return _machine.resolve_expression(self, machines, final)
 
     def is_static(self) -> bool:
         return False
 
     def value(self) -> Any:
-        from shoal.workflow._expressions._errors import ExpressionError
-
         raise ExpressionError(f"expression is not static: {self.source()}")
 
     def source(self) -> str:
@@ -390,3 +387,7 @@ def render_template(node: Expression) -> str:
     if isinstance(node, Call) and node.name == "string" and not any(arg.spread for arg in node.args):
         return "".join(render_template(arg.expr) for arg in node.args)
     return "{{" + render(node) + "}}"
+
+
+# The resolver needs the node classes above; imported last to close the cycle.
+from shoal.workflow._expressions import _machine  # noqa: E402

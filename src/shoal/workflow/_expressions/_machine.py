@@ -174,10 +174,11 @@ def _lookup(name: str, ctx: Context) -> Expression | None:
     (through every machine), then the whole name in the other machines.
     """
     machines = ctx.machines
-    if machines:
-        found, value = machines[0].get(name)
-        if found:
-            return substitute(value, ctx, name)
+    if not machines:
+        return None
+    found, value = machines[0].get(name)
+    if found:
+        return substitute(value, ctx, name)
     dot = name.rfind(".")
     if dot > 0:
         prefix = _lookup(name[:dot], ctx)
@@ -274,10 +275,8 @@ def _resolve_binary(node: Binary, ctx: Context) -> Expression:
         return left
     right = resolve(node.right, ctx)
     if isinstance(left, Literal) and isinstance(right, Literal):
-        from shoal.workflow._expressions._stdlib import operate
-
         try:
-            return Literal(operate(op, left.value_, right.value_))
+            return Literal(_stdlib.operate(op, left.value_, right.value_))
         except ExpressionError as exc:
             raise ExpressionError(
                 f"error while performing math: {render_short(node)}: {exc.message}"
@@ -353,11 +352,9 @@ def concatenate(parts: list[Expression], original: Template | None = None) -> Ex
 
 
 def _resolve_call(node: Call, ctx: Context) -> Expression:
-    from shoal.workflow._expressions._stdlib import STDLIB, call_any, expand_arguments
-
     name = node.name
     if name == "any":
-        return call_any(node, ctx)
+        return _stdlib.call_any(node, ctx)
     args = node.args
     resolved: list[Argument] = []
     changed = False
@@ -371,7 +368,7 @@ def _resolve_call(node: Call, ctx: Context) -> Expression:
             all_static = False
         resolved.append(arg)
     current = Call(name, tuple(resolved)) if changed else node
-    function = STDLIB.get(name)
+    function = _stdlib.STDLIB.get(name)
     if function is not None:
         result = function.call(current, resolved, all_static, ctx)
         if result is not None:
@@ -379,7 +376,7 @@ def _resolve_call(node: Call, ctx: Context) -> Expression:
     elif all_static:
         machine_function = ctx.function(name)
         if machine_function is not None:
-            values = expand_arguments(resolved)
+            values = _stdlib.expand_arguments(resolved)
             try:
                 result_value = machine_function(*values)
             except ExpressionError as exc:
@@ -403,3 +400,6 @@ _RESOLVERS: dict[type, Callable[[Any, Context], Expression]] = {
 }
 
 __all__ = ["NONE", "Context", "Machine", "at", "resolve", "resolve_expression"]
+
+# The standard library builds on the resolver; imported last to close the cycle.
+from shoal.workflow._expressions import _stdlib  # noqa: E402

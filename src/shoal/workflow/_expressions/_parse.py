@@ -7,6 +7,7 @@ postfix ``.name``. Wildcard names (``a.*.b``) become ``_wc(a, "_.value.b")`` cal
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from shoal.workflow._expressions._ast import (
@@ -26,10 +27,12 @@ from shoal.workflow._expressions._ast import (
     Unary,
 )
 from shoal.workflow._expressions._errors import ExpressionError
+from shoal.workflow._expressions._machine import resolve_at_compile_time
 from shoal.workflow._expressions._tokenize import (
     CLOSE,
     COLON,
     COMMA,
+    END,
     KIND_NAMES,
     NAME,
     NOT,
@@ -74,25 +77,20 @@ def path_expression(target: Expression, segments: list[str]) -> Expression:
 
 
 class _Parser:
-    __slots__ = ("end", "index", "nesting", "tokens")
+    __slots__ = ("index", "nesting", "tokens")
 
     def __init__(self, tokens: list[Token], end: int) -> None:
-        self.tokens = tokens
+        # A sentinel at the end: looking at the current token never goes out of range.
+        self.tokens: list[Token] = [*tokens, (END, None, end, end)]
         self.index = 0
-        self.end = end  # position reported for "unexpected end"
         self.nesting = 0
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _peek(self) -> Token | None:
-        index = self.index
-        return self.tokens[index] if index < len(self.tokens) else None
-
     def _fail_at_current(self, expected: str) -> ExpressionError:
-        token = self._peek()
-        if token is None:
-            return ExpressionError(f"unexpected end of expression, expected {expected}", self.end)
-        kind, value, start, _ = token
+        kind, value, start, _ = self.tokens[self.index]
+        if kind == END:
+            return ExpressionError(f"unexpected end of expression, expected {expected}", start)
         shown = KIND_NAMES[kind] if value is None else repr(value) if kind == VALUE else str(value)
         return ExpressionError(f"unexpected {shown}, expected {expected}", start)
 
@@ -111,23 +109,23 @@ class _Parser:
     # -- grammar ------------------------------------------------------------------------------
 
     def parse(self) -> Expression:
-        if not self.tokens:
+        if len(self.tokens) == 1:
             return NONE
         node, _ = self.ternary()
-        if self.index < len(self.tokens):
+        if self.tokens[self.index][0] != END:
             raise self._fail_at_current("an operator or the end of the expression")
         return node
 
     def ternary(self) -> tuple[Expression, int]:
         condition, depth = self.binary(0)
-        token = self._peek()
-        if token is None or token[0] != QUESTION:
+        token = self.tokens[self.index]
+        if token[0] != QUESTION:
             return condition, depth
         self._enter(token[2])
         self.index += 1
         then, then_depth = self.ternary()
-        token = self._peek()
-        if token is None or token[0] != COLON:
+        token = self.tokens[self.index]
+        if token[0] != COLON:
             raise self._fail_at_current("':' of the conditional")
         self.index += 1
         otherwise, otherwise_depth = self.ternary()
@@ -140,80 +138,69 @@ class _Parser:
         left, depth = self.unary()
         tokens = self.tokens
         after_comparison = False
-        while self.index < len(tokens):
+        while True:
             kind, op, start, _ = tokens[self.index]
             if kind != OP:
                 break
-            assert isinstance(op, str)
             priority = _OPERATOR_PRIORITY[op]
             if priority < min_priority:
                 break
-            canonical = CANONICAL_OPERATOR.get(op, op)
+            canonical: str = CANONICAL_OPERATOR.get(op, op)
             is_comparison = canonical in COMPARISONS
             if is_comparison and after_comparison:
                 raise ExpressionError(f"comparison operators cannot be chained: {op!r}", start)
             self.index += 1
             right, right_depth = self.binary(priority + 1)
-            depth = max(depth, right_depth) + 1
-            self._check_depth(depth, start)
+            depth = (depth if depth > right_depth else right_depth) + 1
+            if depth > MAX_DEPTH:
+                self._check_depth(depth, start)
             left = Binary(canonical, left, right, op if op != canonical else "")
             after_comparison = is_comparison
         return left, depth
 
     def unary(self) -> tuple[Expression, int]:
-        token = self._peek()
-        if token is not None:
-            kind, value, start, _ = token
-            if kind == NOT or (kind == OP and value == "-"):
-                self.index += 1
-                self._enter(start)
-                operand, depth = self.unary()
-                self.nesting -= 1
-                op = "!" if kind == NOT else "-"
-                if op == "-" and type(operand) is Literal:
-                    number = operand.value_
-                    if isinstance(number, (int, float)) and not isinstance(number, bool):
-                        return Literal(-number), depth
-                self._check_depth(depth + 1, start)
-                return Unary(op, operand), depth + 1
-        return self.postfix()
-
-    def postfix(self) -> tuple[Expression, int]:
+        kind, value, start, _ = self.tokens[self.index]
+        if kind == NOT or (kind == OP and value == "-"):
+            self.index += 1
+            self._enter(start)
+            operand, depth = self.unary()
+            self.nesting -= 1
+            op = "!" if kind == NOT else "-"
+            if op == "-" and type(operand) is Literal:
+                number = operand.value_
+                if isinstance(number, (int, float)) and not isinstance(number, bool):
+                    return Literal(-number), depth
+            self._check_depth(depth + 1, start)
+            return Unary(op, operand), depth + 1
         node, depth = self.primary()
         tokens = self.tokens
+        if tokens[self.index][0] != PROPERTY:
+            return node, depth
         segments: list[str] = []
-        start = 0
-        while self.index < len(tokens) and tokens[self.index][0] == PROPERTY:
-            if not segments:
-                start = tokens[self.index][2]
+        start = tokens[self.index][2]
+        while tokens[self.index][0] == PROPERTY:
             segments.append(tokens[self.index][1])
             self.index += 1
-        if segments:
-            depth += len(segments)
-            self._check_depth(depth, start)
-            node = path_expression(node, segments)
-        return node, depth
+        depth += len(segments)
+        self._check_depth(depth, start)
+        return path_expression(node, segments), depth
 
     def primary(self) -> tuple[Expression, int]:
-        token = self._peek()
-        if token is None:
-            raise self._fail_at_current("a value")
-        kind, value, start, _ = token
+        tokens = self.tokens
+        kind, value, start, _ = tokens[self.index]
         if kind == VALUE:
             self.index += 1
             return Literal(value), 1
         if kind == NAME:
             self.index += 1
-            following = self._peek()
-            if following is not None and following[0] == OPEN:
+            if tokens[self.index][0] == OPEN:
                 return self.call(value, start)
             return name_expression(value), (2 if ".*" in value else 1)
         if kind == OPEN:
             self.index += 1
             self._enter(start)
             node, depth = self.ternary()
-            token = self._peek()
-            if token is None or token[0] != CLOSE:
+            if tokens[self.index][0] != CLOSE:
                 raise self._fail_at_current("')'")
             self.index += 1
             self.nesting -= 1
@@ -223,23 +210,24 @@ class _Parser:
     def call(self, name: str, start: int) -> tuple[Expression, int]:
         self.index += 1  # (
         self._enter(start)
+        tokens = self.tokens
         args: list[Argument] = []
         depth = 0
         while True:
-            token = self._peek()
-            if token is None:
-                raise self._fail_at_current(f"')' closing the call of {name}()")
-            if token[0] == CLOSE:
+            kind = tokens[self.index][0]
+            if kind == CLOSE:
                 self.index += 1
                 break
+            if kind == END:
+                raise self._fail_at_current(f"')' closing the call of {name}()")
             if args:
-                if token[0] != COMMA:
+                if kind != COMMA:
                     raise self._fail_at_current(f"',' or ')' in the call of {name}()")
                 self.index += 1
             expr, arg_depth = self.ternary()
-            depth = max(depth, arg_depth)
-            following = self._peek()
-            if following is not None and following[0] == SPREAD:
+            if arg_depth > depth:
+                depth = arg_depth
+            if tokens[self.index][0] == SPREAD:
                 self.index += 1
                 args.append(Argument(expr, True))
             else:
@@ -265,6 +253,12 @@ def parse(source: str) -> Expression:
 @lru_cache(maxsize=16384)
 def compile_expression(source: str) -> Expression:
     """Parse an expression and simplify its constant parts; raises ``ExpressionError``."""
-    from shoal.workflow._expressions._machine import resolve_at_compile_time
-
+    match = _SIMPLE_NAME_RE.fullmatch(source)
+    if match is not None and match.group(1) not in _KEYWORDS:
+        return name_expression(match.group(1))
     return resolve_at_compile_time(parse(source))
+
+
+# A plain (dotted) name, the most common expression: no need for the tokenizer.
+_SIMPLE_NAME_RE = re.compile(r"[ \t\n\r\f]*([a-zA-Z_][a-zA-Z0-9_]*(?:\.(?:[a-zA-Z0-9_]+|\*))*)[ \t\n\r\f]*")
+_KEYWORDS = frozenset({"null", "true", "false"})

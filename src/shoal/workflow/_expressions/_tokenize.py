@@ -25,6 +25,7 @@ SPREAD: Final = 7  # ...
 VALUE: Final = 8  # literal value (JSON, single-quoted string, null/true/false)
 NAME: Final = 9  # accessor: a, a.b.c, a.*.b
 PROPERTY: Final = 10  # .k after something else
+END: Final = 11  # end of the tokens (the parser's sentinel)
 
 KIND_NAMES = {
     OP: "operator",
@@ -38,6 +39,7 @@ KIND_NAMES = {
     VALUE: "value",
     NAME: "name",
     PROPERTY: "property",
+    END: "end",
 }
 
 # (kind, value, start, end)
