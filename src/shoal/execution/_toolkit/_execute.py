@@ -1,0 +1,214 @@
+"""The ``execute`` operation: run other workflows as child executions and wait for them.
+
+Each ``workflows[]`` entry (by ``name``, or ``selector.matchLabels``) expands into instances with the
+compiler's ``expand_instances``; its ``config`` is bound to the instance variables. At most
+``parallelism`` children run at once; the stage fails if any child does not pass. With ``async`` the
+children are started detached and the stage passes at once.
+
+Starting a child and waiting for it goes through ``ChildRunner``; locally the children are compiled
+from the workflow bundle named by ``SHOAL_BUNDLE`` (files or directories, ``os.pathsep``-separated)
+and run by the local runtime. A control-plane implementation can replace it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ._context import EXECUTE, ToolkitError, ToolkitRun
+from ._parallel import abort_on_sigterm
+from ._subplans import bind, children_root, instance_variables
+
+DEFAULT_PARALLELISM = 100
+
+
+@dataclass(slots=True)
+class ChildRequest:
+    workflow: str
+    config: dict[str, str] = field(default_factory=dict)
+    execution_id: str = ""
+    execution_name: str = ""
+    workspace: str = ""
+
+
+StatusSink = Callable[[str], None]
+
+
+class ChildRunner(Protocol):
+    def workflows(self, selector: Mapping[str, str]) -> list[str]:
+        """Names of the workflows whose labels match ``selector`` (matchLabels)."""
+        ...
+
+    def run(self, request: ChildRequest, on_status: StatusSink, cancel: threading.Event) -> str:
+        """Run the child to its end; report status changes; the final status."""
+        ...
+
+    def detach(self, request: ChildRequest) -> None:
+        """Start the child and return at once (``async``)."""
+        ...
+
+
+class LocalChildren:
+    """Children compiled from the bundle ``SHOAL_BUNDLE`` and run by the local runtime."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+
+    def _bundle(self) -> Any:
+        from shoal.workflow import WorkflowError, load_bundle
+
+        paths = [p for p in self.env.get("SHOAL_BUNDLE", "").split(os.pathsep) if p]
+        if not paths:
+            raise ToolkitError("execute needs the workflow bundle: SHOAL_BUNDLE is not set")
+        try:
+            return load_bundle(paths)
+        except WorkflowError as exc:
+            raise ToolkitError(str(exc)) from exc
+
+    def workflows(self, selector: Mapping[str, str]) -> list[str]:
+        found: list[str] = []
+        for doc in self._bundle().workflows:
+            labels = ((doc.data or {}).get("metadata") or {}).get("labels") or {}
+            if all(str(labels.get(k)) == str(v) for k, v in selector.items()) and doc.name:
+                found.append(str(doc.name))
+        return sorted(found)
+
+    def run(self, request: ChildRequest, on_status: StatusSink, cancel: threading.Event) -> str:
+        from shoal.execution._local import LocalRuntime, run_plan
+        from shoal.execution._runtime import ExecutionJob
+        from shoal.workflow import ExecutionContext, WorkflowError, compile_workflow
+
+        bundle = self._bundle()
+        try:
+            doc = bundle.workflow(request.workflow)
+            context = ExecutionContext(id=request.execution_id, name=request.execution_name)
+            compiled = compile_workflow(doc, bundle.templates, request.config, context)
+        except WorkflowError as exc:
+            on_status("failed")
+            raise ToolkitError(f"{request.workflow}: {exc}") from exc
+        last = [""]
+
+        def on_event(event: Any) -> None:
+            if event.type == "status" and event.status and event.status != last[0]:
+                last[0] = str(event.status)
+                on_status(last[0])
+
+        outcome = run_plan(
+            ExecutionJob(
+                execution_id=request.execution_id,
+                plan=compiled.plan,
+                secrets=compiled.secrets,
+                workspace=Path(request.workspace) if request.workspace else None,
+                name=request.execution_name or None,
+            ),
+            runtime=LocalRuntime.from_env(self.env),
+            on_event=on_event,
+            cancel=cancel,
+        )
+        return outcome.status
+
+    def detach(self, request: ChildRequest) -> None:
+        subprocess.Popen(
+            [sys.executable, "-m", "shoal.execution._toolkit._execute", json.dumps(asdict(request))],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def requests_for(run: ToolkitRun, children: ChildRunner) -> list[ChildRequest]:
+    """Every child execution of the stage, in order, with its config bound to its instance."""
+    from shoal.workflow import WorkflowError, expand_instances
+
+    base = instance_variables(run)
+    parent = run.env.get("SHOAL_EXECUTION_ID") or run.plan.workflow
+    root = children_root(run)
+    out: list[ChildRequest] = []
+    for n, entry in enumerate(run.spec.get("workflows") or []):
+        if entry.get("name"):
+            names = [str(entry["name"])]
+        else:
+            selector = (entry.get("selector") or {}).get("matchLabels") or {}
+            if not selector:
+                raise ToolkitError(f"execute.workflows[{n}] needs a name or selector.matchLabels")
+            names = children.workflows(selector)
+        try:
+            instances = expand_instances(entry, base)
+        except WorkflowError as exc:
+            raise ToolkitError(str(exc)) from exc
+        for name in names:
+            for variables in instances:
+                scope = {**base, **variables}
+                config = {str(k): str(bind(v, scope)) for k, v in (entry.get("config") or {}).items()}
+                k = len(out)
+                out.append(
+                    ChildRequest(
+                        workflow=name,
+                        config=config,
+                        execution_id=f"{parent}-{run.ref}-{k}",
+                        execution_name=str(bind(entry.get("executionName") or "", scope)),
+                        workspace=str(root / f"{run.ref}-execute-{k}"),
+                    )
+                )
+    return out
+
+
+def run_execute(run: ToolkitRun, children: ChildRunner | None = None) -> int:
+    children = children or LocalChildren(run.env)
+    requests = requests_for(run, children)
+    if not requests:
+        run.log("No workflows to execute.")
+        return 0
+    if run.spec.get("async"):
+        for i, req in enumerate(requests):
+            children.detach(req)
+            run.log(f"{req.workflow} ({req.execution_id}) started")
+            run.emit(
+                EXECUTE, {"index": i, "workflow": req.workflow, "id": req.execution_id, "status": "queued"}
+            )
+        return 0
+    parallelism = max(1, int(run.spec.get("parallelism") or DEFAULT_PARALLELISM))
+    cancel = threading.Event()
+    statuses: dict[int, str] = {}
+
+    def one(i: int, req: ChildRequest) -> None:
+        def on_status(status: str) -> None:
+            run.log(f"{req.workflow} ({req.execution_id}): {status}")
+            run.emit(
+                EXECUTE, {"index": i, "workflow": req.workflow, "id": req.execution_id, "status": status}
+            )
+
+        try:
+            status = children.run(req, on_status, cancel)
+        except ToolkitError as exc:
+            run.log(f"{req.workflow}: {exc}")
+            status = "failed"
+        statuses[i] = status
+        run.log(f"{req.workflow} ({req.execution_id}) finished: {status}")
+
+    with abort_on_sigterm(cancel), ThreadPoolExecutor(max_workers=min(parallelism, len(requests))) as pool:
+        for future in [pool.submit(one, i, r) for i, r in enumerate(requests)]:
+            future.result()
+    passed = sum(1 for s in statuses.values() if s == "passed")
+    run.log(f"{passed}/{len(requests)} executions passed")
+    return 0 if passed == len(requests) else 1
+
+
+def _main(argv: list[str]) -> int:
+    request = ChildRequest(**json.loads(argv[0]))
+    status = LocalChildren(os.environ).run(request, lambda s: None, threading.Event())
+    return 0 if status == "passed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
