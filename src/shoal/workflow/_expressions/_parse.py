@@ -145,7 +145,7 @@ class _Parser:
             priority = _OPERATOR_PRIORITY[op]
             if priority < min_priority:
                 break
-            canonical: str = CANONICAL_OPERATOR.get(op, op)
+            canonical: str = CANONICAL_OPERATOR.get(op) or op
             is_comparison = canonical in COMPARISONS
             if is_comparison and after_comparison:
                 raise ExpressionError(f"comparison operators cannot be chained: {op!r}", start)
