@@ -48,7 +48,7 @@ def test_invalid_workflow_exits_2_with_located_problems(
     code, out, err = shoal_run([str(wf)], tmp_path / "home", monkeypatch)
     assert code == 2
     assert out == ""
-    assert f"{wf}:7:" in err and "shel" in err
+    assert f"{wf}:8:5: spec.steps[0].shel" in err
     assert "Traceback" not in err
 
 

@@ -565,6 +565,8 @@ class _Run:
     stopping: bool = False
     task: asyncio.Task[None] | None = None
     parser: MarkerParser | None = None  # one for the whole execution: stages span containers
+    deadline: asyncio.Task[None] | None = None
+    stop_reason: str = ABORT_DETAILS
 
 
 class LocalRuntime:
@@ -629,7 +631,19 @@ class LocalRuntime:
         self._emit(run, [self._event(run, "status", status="running")])
         self._emit(run, [self._event(run, "initialization", ref=INIT_REF, status="running")])
         run.task = asyncio.create_task(self._drive(run))
-        return ExecutionHandle(job.execution_id, str(ws.root), self.name)
+        handle = ExecutionHandle(job.execution_id, str(ws.root), self.name)
+        deadline = job.plan.job.get("activeDeadlineSeconds")
+        if isinstance(deadline, int | float) and not isinstance(deadline, bool) and deadline > 0:
+            run.deadline = asyncio.create_task(self._enforce_deadline(handle, run, float(deadline)))
+        return handle
+
+    async def _enforce_deadline(self, handle: ExecutionHandle, run: _Run, seconds: float) -> None:
+        """``job.activeDeadlineSeconds``: Kubernetes kills the pod when it passes; so do we."""
+        try:
+            await asyncio.wait_for(asyncio.shield(run.done.wait()), seconds)
+        except TimeoutError:
+            run.stop_reason = f"job.activeDeadlineSeconds ({seconds:g}s) passed"
+            await self.stop(handle)
 
     def observe(self, handle: ExecutionHandle, from_seq: int = 0) -> AsyncIterator[ExecutionEvent]:
         run = self._runs.get(handle.execution_id)
@@ -667,10 +681,11 @@ class LocalRuntime:
             signal_tree(
                 proc.pid, signal.SIGTERM, include_root=not wrapped, spare=_WRAPPERS if wrapped else ()
             )
+            # The init program kills the running operation itself (TERM, KILL after its own grace)
+            # and prints the abort markers; give it that long and a little more before SIGKILL.
+            wait = (self.kill_grace if grace is None else grace) + 2.0
             try:
-                await asyncio.wait_for(
-                    asyncio.shield(run.done.wait()), self.kill_grace if grace is None else grace
-                )
+                await asyncio.wait_for(asyncio.shield(run.done.wait()), wait)
             except TimeoutError:
                 if proc.returncode is None:
                     signal_tree(proc.pid, signal.SIGKILL, include_root=True)
@@ -731,7 +746,7 @@ class LocalRuntime:
             )
             return
         if run.stopping:
-            self._emit(run, [self._event(run, "status", status="aborted", details=ABORT_DETAILS)])
+            self._emit(run, [self._event(run, "status", status="aborted", details=run.stop_reason)])
             return
         self._emit(run, [self._event(run, "initialization", ref=INIT_REF, status="passed")])
         for batch, mounts in _batches(run, plan):
@@ -744,11 +759,13 @@ class LocalRuntime:
                 await self._finalise_aborted(run, sandbox)
                 where = ", ".join(str(c.index) for c in batch)
                 details = f"the init program (container {where}) ended with {_describe_exit(code)}"
+                if run.stopping:
+                    details = run.stop_reason
                 self._emit(run, [self._event(run, "status", status="aborted", details=details)])
             break
         if run.stopping and not run.state.is_finished:
             await self._finalise_aborted(run, sandbox)
-            self._emit(run, [self._event(run, "status", status="aborted", details=ABORT_DETAILS)])
+            self._emit(run, [self._event(run, "status", status="aborted", details=run.stop_reason)])
 
     def _prepare(self, run: _Run, sandbox: Sandbox) -> list[Mount]:
         """Workspace content before the first container: init files, busybox, files, checks."""
@@ -767,8 +784,10 @@ class LocalRuntime:
         shutil.copy2(sandbox.busybox, ws.shoal / "busybox")
         (ws.shoal / "plan.json").write_text(json.dumps(plan.to_dict()))
         toolkit = ws.shoal / "toolkit"
+        package_root = Path(__file__).resolve().parents[2]  # the directory holding `shoal/`
         toolkit.write_text(
             f"#!{self._inside(ws, sandbox, ws.shoal)}/busybox sh\n"
+            f"PYTHONPATH={shlex.quote(str(package_root))}${{PYTHONPATH:+:$PYTHONPATH}} "
             f'exec {shlex.quote(sys.executable)} -m shoal.execution._toolkit "$@"\n'
         )
         toolkit.chmod(0o755)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_stop_kills_grandchildren_in_other_sessions(tmp_path: Path, sandbox: str
         async for event in rt.observe(handle):
             if event.type == "log" and event.line == "ready":
                 break
-        assert _processes_with(["sleep", "313"]), "the detached grandchild should be running"
+        assert await _until(lambda: bool(_processes_with(["sleep", "313"]))), "the grandchild never started"
         await rt.stop(handle)
         return await rt.wait(handle)
 
@@ -55,15 +56,18 @@ def test_stop_kills_grandchildren_in_other_sessions(tmp_path: Path, sandbox: str
     steps = steps_by_name(outcome)
     assert steps["long"]["status"] == "aborted"
     assert steps["after"]["status"] == "skipped"
-    deadline = asyncio.run(_gone(["sleep", "313"])) and asyncio.run(_gone(["sleep", "314"]))
-    assert deadline, "a process of the step survived the stop"
+    gone = asyncio.run(
+        _until(lambda: not _processes_with(["sleep", "313"]) and not _processes_with(["sleep", "314"]))
+    )
+    assert gone, "a process of the step survived the stop"
 
 
-async def _gone(argv: list[str], within: float = 5.0) -> bool:
+async def _until(condition: Callable[[], bool], within: float = 5.0) -> bool:
+    """Poll ``condition`` with a deadline (other processes: there is nothing to wait on)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + within
     while loop.time() < end:
-        if not _processes_with(argv):
+        if condition():
             return True
         await asyncio.sleep(0.02)
     return False
