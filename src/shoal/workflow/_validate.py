@@ -145,8 +145,54 @@ def _check(doc: Document) -> tuple[list[Problem], TestWorkflow | TestWorkflowTem
                 add(path, _unknown_field(model_type, path), at_key=True)
             else:
                 add(path, _message(path, details))
+    for path, first in _duplicate_step_ids(data.get("spec")):
+        line = doc.locate(first)[0]
+        add(path, f"duplicate step id {describe(_get(data, path))} (first used on line {line})")
     problems = _sorted(found)
     return problems, (None if problems else model)
+
+
+def _duplicate_step_ids(spec: Any) -> list[tuple[tuple[str | int, ...], tuple[str | int, ...]]]:
+    """(path of a repeated explicit step ``id``, path of its first use) pairs.
+
+    Ids share one namespace across setup/steps/after and nested steps; each ``parallel`` starts a
+    namespace of its own, as its workers run as separate workflows.
+    """
+    found: list[tuple[tuple[str | int, ...], tuple[str | int, ...]]] = []
+    # Each entry: a mapping holding step lists, its path, the groups to look at, the id namespace.
+    pending: list[tuple[Any, tuple[str | int, ...], tuple[str, ...], dict[str, tuple[str | int, ...]]]] = [
+        (spec, ("spec",), ("setup", "steps", "after"), {})
+    ]
+    while pending:
+        holder, path, groups, seen = pending.pop()
+        if not isinstance(holder, dict):
+            continue
+        for group in reversed(groups):  # reversed: the stack pops them back in document order
+            steps = holder.get(group)
+            if not isinstance(steps, list):
+                continue
+            for index in range(len(steps) - 1, -1, -1):
+                step = steps[index]
+                if isinstance(step, dict):
+                    step_path = (*path, group, index)
+                    pending.append((step, step_path, ("setup", "steps"), seen))
+                    pending.append(
+                        (step.get("parallel"), (*step_path, "parallel"), ("setup", "steps", "after"), {})
+                    )
+        if groups == ("setup", "steps"):  # holder is a step: claim its id
+            step_id = holder.get("id")
+            if isinstance(step_id, str) and step_id:
+                if step_id in seen:
+                    found.append(((*path, "id"), seen[step_id]))
+                else:
+                    seen[step_id] = (*path, "id")
+    return found
+
+
+def _get(data: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
 
 
 def _sorted(found: dict[tuple[str | int, ...], Problem]) -> list[Problem]:

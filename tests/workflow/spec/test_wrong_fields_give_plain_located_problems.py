@@ -269,3 +269,17 @@ def test_execution_requests_have_a_model_but_are_not_a_supported_kind() -> None:
         "wf.yaml:2:7: kind: unsupported kind 'TestWorkflowExecution' (supported kinds: TestWorkflow, "
         "TestWorkflowTemplate)"
     ]
+
+
+def test_explicit_step_ids_are_unique_outside_parallel_workers() -> None:
+    body = (
+        "  setup:\n  - {id: build, shell: a}\n"  # lines 6-7
+        "  steps:\n  - id: test\n    steps:\n    - {id: build, shell: b}\n"  # lines 8-11
+        "  - parallel:\n      steps:\n      - {id: build, shell: c}\n      - {id: build, shell: d}\n"  # 12-15
+        "  after:\n  - {id: test, shell: e}\n"  # lines 16-17
+    )
+    assert _spec(body) == [
+        "wf.yaml:11:12: spec.steps[0].steps[0].id: duplicate step id 'build' (first used on line 7)",
+        "wf.yaml:15:14: spec.steps[1].parallel.steps[1].id: duplicate step id 'build' (first used on line 14)",
+        "wf.yaml:17:10: spec.after[0].id: duplicate step id 'test' (first used on line 9)",
+    ]
