@@ -293,7 +293,7 @@ def render(node: Expression) -> str:
         return (
             _left_operand(node.op, node.left)
             + (node.spelling or node.op)
-            + _right_operand(node.op, node.right)
+            + _right_operand(node.op, node.left, node.right)
         )
     if isinstance(node, Call):
         return (
@@ -315,7 +315,7 @@ def render(node: Expression) -> str:
         parts = node.parts
         text = _left_operand("+", parts[0])
         for part in parts[1:]:
-            text += "+" + _right_operand("+", part)
+            text += "+" + _right_operand("+", parts[0], part)
         return text
     raise TypeError(f"not an expression node: {node!r}")
 
@@ -347,14 +347,18 @@ def _left_operand(op: str, child: Expression) -> str:
     return render(child)
 
 
-def _right_operand(op: str, child: Expression) -> str:
+def _right_operand(op: str, left: Expression, child: Expression) -> str:
     kind = type(child)
     if isinstance(child, Binary):
-        if PRIORITY[child.op] > PRIORITY[op] or (op == "+" and _is_concatenation(child)):
+        # ``s + (t + u)`` with strings ``s`` and ``t`` is ``s + t + u``; the re-parsed form then
+        # needs no parentheses either, since its left side ``s + t`` stays a string-led sum.
+        if PRIORITY[child.op] > PRIORITY[op] or (
+            op == "+" and _is_concatenation(child) and type_of(left) == T_STRING
+        ):
             return render(child)
         return "(" + render(child) + ")"
     if kind is Template:
-        if op == "+" or PRIORITY[op] < PRIORITY["+"]:
+        if (op == "+" and type_of(left) == T_STRING) or PRIORITY[op] < PRIORITY["+"]:
             return render(child)
         return "(" + render(child) + ")"
     if kind is Ternary:

@@ -282,6 +282,17 @@ def _resolve_binary(node: Binary, ctx: Context) -> Expression:
                 f"error while performing math: {render_short(node)}: {exc.message}"
             ) from None
     if (
+        op == "+"
+        and isinstance(left, Literal)
+        and isinstance(left.value_, str)
+        and isinstance(right, Binary)
+        and right.op == "+"
+        and isinstance(right.left, Literal)
+        and isinstance(right.left.value_, str)
+    ):
+        # "s" + ("t" + x) is "st" + x: concatenation is associative once its left side is a string.
+        return Binary("+", Literal(left.value_ + right.left.value_), right.right)
+    if (
         (op == "&&" or op == "||")
         and type(right) is Literal
         and isinstance(right.value_, bool)
