@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.execution._toolkit._context import ToolkitRun
-from shoal.execution._toolkit._subplans import Instance, LineSink, Mounts, SubJob
+from shoal.execution._toolkit._subplans import Instance, LineSink, Mounts, RecordSink, SubJob
 from shoal.workflow._plan import Plan, Stage
 
 
@@ -67,7 +67,17 @@ class ShellRunner:
             p.mkdir(parents=True, exist_ok=True)
         return Mounts(paths)
 
-    def run(self, job: SubJob, on_line: LineSink, cancel: threading.Event) -> str:
+    def run(
+        self, job: SubJob, on_line: LineSink, cancel: threading.Event, on_record: RecordSink | None = None
+    ) -> str:
+        """A line ``ARTIFACT <name>`` stands for an artifact the sub-plan saved (size = len(name))."""
+
+        def line(text: str) -> None:
+            if text.startswith("ARTIFACT ") and on_record is not None:
+                on_record("artifact", {"name": text[9:], "size": len(text[9:])})
+            else:
+                on_line(text)
+
         with self.lock:
             self.jobs.append(job)
         data = job.workspace / "data"
@@ -89,8 +99,8 @@ class ShellRunner:
 
             def pump(p: subprocess.Popen[str] = proc) -> None:
                 assert p.stdout is not None
-                for line in p.stdout:
-                    on_line(line.rstrip("\n"))
+                for raw in p.stdout:
+                    line(raw.rstrip("\n"))
 
             reader = threading.Thread(target=pump)
             reader.start()

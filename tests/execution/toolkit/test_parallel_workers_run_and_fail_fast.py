@@ -87,3 +87,10 @@ def test_sensitive_env_flows_into_workers(execution: Execution) -> None:
     run, out = execution.load("parallel", {}, env=run_env)
     run.plan.sensitive_env["SHOAL_SECRET_TOKEN"] = "token"
     assert run_parallel(run, source, ShellRunner()) == 0, out.getvalue()
+
+
+def test_worker_artifacts_are_reported_under_ref_and_one_based_index(execution: Execution) -> None:
+    source = ScriptInstances(scripts=["echo ARTIFACT report.xml", "echo ARTIFACT out/a.txt"])
+    res = execution.call(run_parallel, "parallel", {"logs": "never"}, source, ShellRunner())
+    assert res.code == 0, res.output
+    assert sorted(a["name"] for a in res.named("artifact")) == ["rstage/1/report.xml", "rstage/2/out/a.txt"]

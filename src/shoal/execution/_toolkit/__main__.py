@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -74,8 +75,17 @@ def main(
         stream.write(f"error: {exc}\n")
         stream.flush()
         return EXIT_FAILED
+    except OSError as exc:
+        stream.write(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}\n")
+        stream.flush()
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 137
+    except Exception as exc:  # the stage fails with the reason instead of a bare traceback
+        stream.write(f"error: {kind} failed unexpectedly: {exc.__class__.__name__}: {exc}\n")
+        traceback.print_exc(file=sys.stderr)
+        stream.flush()
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

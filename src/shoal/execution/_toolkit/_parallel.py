@@ -1,5 +1,6 @@
 """The ``parallel`` operation: run every worker of the stage as its own sub-plan, at most
 ``parallelism`` at once, with ``transfer`` before a worker starts and ``fetch`` after it ends.
+A worker's artifacts and reports land under ``<ref>/<index + 1>/`` of the parent's (as in Testkube).
 
 Worker output is printed live as ``[worker N] line``; the ``logs`` condition (evaluated on the worker's
 result, default: keep) decides whether the worker's log is also kept as the artifact
@@ -118,6 +119,7 @@ def run_parallel(
 
     def work(inst: Instance) -> None:
         label = f"[worker {inst.index}]"
+        prefix = f"{run.ref}/{inst.index + 1}"  # Testkube's file prefix of a worker's artifacts
         if cancel.is_set():
             statuses[inst.index] = "aborted"
             run.emit(PARALLEL, {"index": inst.index, "status": "aborted"})
@@ -127,6 +129,7 @@ def run_parallel(
             plan=inst.plan,
             workspace=root / f"{run.ref}-worker-{inst.index}",
             secrets=secrets_for(run),
+            artifacts_dir=run.artifacts_dir / prefix,
         )
         log_file = job.workspace.parent / f"{job.workspace.name}.log"
         try:
@@ -150,8 +153,13 @@ def run_parallel(
                 log.write(line + "\n")
                 run.log(f"{label} {line}")
 
+            def on_record(kind: str, value: dict[str, Any]) -> None:
+                key = "name" if kind == "artifact" else "file"
+                if isinstance(value.get(key), str):
+                    run.emit(kind, {**value, key: f"{prefix}/{value[key]}"})
+
             try:
-                status = runner.run(job, on_line, cancel)
+                status = runner.run(job, on_line, cancel, on_record)
             except Exception as exc:  # a runtime failure fails this worker, not the whole toolkit
                 run.log(f"{label} runtime error: {exc}")
                 status = "failed"

@@ -20,6 +20,8 @@ from shoal.workflow._plan import Plan
 from ._context import ToolkitError, ToolkitRun
 
 LineSink = Callable[[str], None]
+# ("artifact" | "report", value): what a sub-plan saved into its own artifact directory.
+RecordSink = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(slots=True)
@@ -51,6 +53,7 @@ class SubJob:
     plan: Plan
     workspace: Path
     secrets: dict[str, str] = field(default_factory=dict)
+    artifacts_dir: Path | None = None  # None: the sub-plan's own (inside its workspace)
 
 
 @dataclass(slots=True)
@@ -75,7 +78,9 @@ class SubPlanRunner(Protocol):
         """Create the workspace; where its volumes are (files can be placed there before ``run``)."""
         ...
 
-    def run(self, job: SubJob, on_line: LineSink, cancel: threading.Event) -> str:
+    def run(
+        self, job: SubJob, on_line: LineSink, cancel: threading.Event, on_record: RecordSink | None = None
+    ) -> str:
         """Run to the end (or until ``cancel``); the final execution status."""
         ...
 
@@ -190,17 +195,27 @@ class LocalSubPlans:
         ws = Workspace.create(job.workspace)
         return Mounts({"/data": ws.data, "/tmp": ws.tmp, "/testkube": ws.testkube})
 
-    def run(self, job: SubJob, on_line: LineSink, cancel: threading.Event) -> str:
+    def run(
+        self, job: SubJob, on_line: LineSink, cancel: threading.Event, on_record: RecordSink | None = None
+    ) -> str:
         from shoal.execution._local import LocalRuntime, run_plan
         from shoal.execution._runtime import ExecutionJob
 
         def on_event(event: Any) -> None:
             if event.type == "log" and event.line is not None:
                 on_line(event.line)
+            elif on_record is not None and event.type == "artifact" and event.artifact:
+                on_record("artifact", dict(event.artifact))
+            elif on_record is not None and event.type == "report" and event.report:
+                on_record("report", dict(event.report))
 
         outcome = run_plan(
             ExecutionJob(
-                execution_id=job.execution_id, plan=job.plan, secrets=job.secrets, workspace=job.workspace
+                execution_id=job.execution_id,
+                plan=job.plan,
+                secrets=job.secrets,
+                workspace=job.workspace,
+                artifacts_dir=job.artifacts_dir,
             ),
             runtime=LocalRuntime.from_env(self.env),
             on_event=on_event,
