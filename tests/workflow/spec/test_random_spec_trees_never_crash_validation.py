@@ -112,13 +112,13 @@ def _check(problems: list[Problem]) -> None:
             assert wording not in problem.message
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(PATHS), tree=trees, new_key=st.one_of(st.none(), keys))
 def test_planted_trees_validate_or_give_problems(
     path: tuple[str | int, ...], tree: Any, new_key: str | None
 ) -> None:
     data = _plant(BASE_DATA, path, tree, new_key)
-    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    text = yaml.dump(data, Dumper=yaml.CSafeDumper, allow_unicode=True, sort_keys=False)
     try:
         docs = load_documents(text, "random.yaml")
     except WorkflowError as error:
