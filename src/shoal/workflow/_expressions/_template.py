@@ -39,6 +39,8 @@ def compile_template(source: str) -> Expression:
         if opening > offset:
             parts.append(Literal(source[offset:opening]))
         tokens, stop = tokenize(source, opening + 2, in_template=True)
+        if stop >= len(source):
+            raise ExpressionError("template error: expression not closed", opening)
         if not source.startswith("}}", stop):
             raise ExpressionError(f"unexpected character {source[stop]!r} in template expression", stop)
         offset = stop + 2

@@ -119,7 +119,7 @@ def tokenize(source: str, start: int = 0, *, in_template: bool = False) -> tuple
 
     In an expression every character must belong to a token. With ``in_template``, tokenizing
     stops at the first character that starts no token (the ``}}`` closing the island) and the
-    position of that character is returned; reaching the end of the text is then an error.
+    position of that character is returned (the length of the text if there is none).
     """
     tokens: list[Token] = []
     append = tokens.append
@@ -183,6 +183,4 @@ def tokenize(source: str, start: int = 0, *, in_template: bool = False) -> tuple
                 raise ExpressionError("JSON value nested too deeply", pos) from None
             append((VALUE, value, pos, stop))
         pos = stop
-    if in_template:
-        raise ExpressionError("template error: expression not closed", start)
     return tokens, pos
