@@ -296,16 +296,17 @@ def _number_word(detail: ErrorDetails) -> str:
 
 
 def _unknown_field(model_type: type[BaseModel], path: tuple[str | int, ...]) -> str:
-    key = path[-1]
+    key = str(path[-1])
+    shown = key if len(key) <= 60 else key[:57] + "..."
     allowed = _fields_at(model_type, path[:-1])
     if not allowed:
-        return f"unknown field '{key}'"
-    close = difflib.get_close_matches(str(key), allowed, n=3, cutoff=0.6)
+        return f"unknown field '{shown}'"
+    close = difflib.get_close_matches(key, allowed, n=3, cutoff=0.6)
     if not close:
-        close = [a for a in allowed if a.lower() == str(key).lower()]
+        close = [a for a in allowed if a.lower() == key.lower()]
     if close:
-        return f"unknown field '{key}' (did you mean {' or '.join(close)}?)"
-    return f"unknown field '{key}' (expected one of: {', '.join(allowed)})"
+        return f"unknown field '{shown}' (did you mean {' or '.join(close)}?)"
+    return f"unknown field '{shown}' (expected one of: {', '.join(allowed)})"
 
 
 def _fields_at(model_type: type[BaseModel], path: tuple[str | int, ...]) -> tuple[str, ...]:

@@ -490,7 +490,9 @@ class _Builder:
         if key in container:
             first = positions[key][3] + 1
             self.problem(
-                f"duplicate key '{key}' (first defined on line {first})", frame.key_line, frame.key_column
+                f"duplicate key {describe(key)} (first defined on line {first})",
+                frame.key_line,
+                frame.key_column,
             )
             return
         container[key] = value
