@@ -45,3 +45,12 @@ def test_service_instances_of_a_compiled_plan(execution: Execution) -> None:
     run, _ = execution.load_plan(plan, "services-start", _ref(plan, "services-start"))
     instances = CompilerInstances().services(run, "db")
     assert [i.description for i in instances] == ["db 0", "db 1"]
+
+
+def test_stop_stage_of_a_compiled_plan_finds_its_start_stage(execution: Execution) -> None:
+    from shoal.execution._toolkit._services import _start_ref
+
+    plan = compile_workflow(DOC).plan
+    run, _ = execution.load_plan(plan, "services-stop", _ref(plan, "services-stop"))
+    assert _start_ref(run) == _ref(plan, "services-start")
+    assert run.spec["services"] == ["db"]

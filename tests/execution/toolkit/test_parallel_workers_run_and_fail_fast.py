@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from shoal.execution._toolkit._parallel import run_parallel
 from tests.execution.toolkit.fake_subplans import ScriptInstances, ShellRunner
 from tests.execution.toolkit.toolkit_helpers import Execution
@@ -94,3 +96,15 @@ def test_worker_artifacts_are_reported_under_ref_and_one_based_index(execution: 
     res = execution.call(run_parallel, "parallel", {"logs": "never"}, source, ShellRunner())
     assert res.code == 0, res.output
     assert sorted(a["name"] for a in res.named("artifact")) == ["rstage/1/report.xml", "rstage/2/out/a.txt"]
+
+
+def test_fetch_skips_symlinks_pointing_out_of_the_worker(execution: Execution, tmp_path: Path) -> None:
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host only")
+    spec = {"fetch": [{"from": "/data/out", "to": "/data/got"}]}
+    script = f"mkdir -p out; echo ok > out/fine.txt; ln -s {secret} out/leak.txt"
+    source = ScriptInstances(scripts=[script], specs=[spec])
+    res = execution.call(run_parallel, "parallel", {}, source, ShellRunner())
+    assert res.code == 0, res.output
+    assert (execution.data / "got" / "fine.txt").read_text() == "ok\n"
+    assert not (execution.data / "got" / "leak.txt").exists()

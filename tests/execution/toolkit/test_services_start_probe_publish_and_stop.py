@@ -15,14 +15,14 @@ FAST = {"SHOAL_SERVICE_GRACE": "0.3", "SHOAL_SERVICE_STOP_WAIT": "10"}
 HTTP_SERVER = f"exec {sys.executable} -m http.server $SERVICE_PORT --bind 127.0.0.1"
 
 
-def services_plan(services: dict[str, Any]) -> Plan:
+def services_plan(services: dict[str, Any], stop: dict[str, Any] | None = None) -> Plan:
     return Plan(
         workflow="wf",
         root="root",
         stages={
             "root": Stage(ref="root", kind="group", children=["rstart", "rstop"]),
             "rstart": Stage(ref="rstart", kind="services-start", parent="root", spec={"services": services}),
-            "rstop": Stage(ref="rstop", kind="services-stop", parent="root"),
+            "rstop": Stage(ref="rstop", kind="services-stop", parent="root", spec=stop or {}),
         },
         signature=[],
         containers=[],
@@ -35,9 +35,10 @@ class Harness:
         execution: Execution,
         services: dict[str, Any],
         scripts: dict[str, list[tuple[str, dict[str, Any]]]],
+        stop: dict[str, Any] | None = None,
     ):
         self.execution = execution
-        self.plan = services_plan(services)
+        self.plan = services_plan(services, stop)
         self.source = ScriptInstances(services_=scripts)
         self.runner = ShellRunner()
         self.threads: list[threading.Thread] = []
@@ -143,3 +144,39 @@ def test_stop_fails_when_a_service_died_with_an_error(execution: Execution) -> N
     stopped = h.stop()
     assert stopped.code == 1
     assert "had already ended: failed" in stopped.text
+
+
+def test_restart_policy_on_failure_restarts_until_it_stays_up(execution: Execution) -> None:
+    script = (
+        "c=$DATA/../../count; echo x >> $c; [ $(wc -l < $c) -ge 3 ] || exit 1; touch $DATA/../../ok; sleep 30"
+    )
+    probe = {"exec": {"command": ["test", "-f", "../../ok"]}, "periodSeconds": 0.02, "failureThreshold": 1000}
+    h = Harness(
+        execution, {"s": {"readinessProbe": probe, "restartPolicy": "OnFailure"}}, {"s": [(script, {})]}
+    )
+    started = h.start()
+    assert started.code == 0, started.output
+    assert h.stop().code == 0
+    status = execution.shoal_dir / "state" / "supervisors" / "rstart" / "s-0.status.json"
+    assert '"restarts": 2' in status.read_text()
+
+
+def test_transfer_copies_files_into_each_instance_before_start(execution: Execution) -> None:
+    (execution.data / "fixtures").mkdir()
+    (execution.data / "fixtures" / "seed.sql").write_text("select 1")
+    spec = {"transfer": [{"from": "/data/fixtures", "to": "/data/init"}]}
+    h = Harness(execution, {"db": spec}, {"db": [("test -f init/seed.sql || exit 1; sleep 30", {})]})
+    assert h.start().code == 0
+    assert h.stop().code == 0
+
+
+def test_logs_condition_of_the_stop_stage_decides(execution: Execution) -> None:
+    h = Harness(
+        execution,
+        {"s": {}},
+        {"s": [("echo hi; sleep 30", {})]},
+        stop={"services": ["s"], "logs": {"s": "passed"}},
+    )
+    assert h.start().code == 0
+    stopped = h.stop()
+    assert [a["name"] for a in stopped.named("artifact")] == ["logs/services/s-0.log"]

@@ -14,14 +14,12 @@ import contextlib
 import shutil
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from ._context import PARALLEL, ToolkitError, ToolkitRun
-from ._globs import walk_files
 from ._subplans import (
     Instance,
     InstanceSource,
@@ -30,48 +28,15 @@ from ._subplans import (
     SubPlanRunner,
     children_root,
     condition_holds,
+    copy_tree,
+    file_globs,
     parallel_spec,
     secrets_for,
     sub_execution_id,
+    transfer_into,
 )
 
 DEFAULT_PARALLELISM = 1000
-
-
-def _globs(entry: dict[str, Any]) -> list[str]:
-    files = entry.get("files") or ["**/*"]
-    return [str(f) for f in ([files] if isinstance(files, str) else files)]
-
-
-def copy_tree(src: Path, patterns: Sequence[str], dest: Path) -> int:
-    """Copy the files under ``src`` matching ``patterns`` (relative globs) into ``dest``; how many."""
-    if not src.exists():
-        return 0
-    absolute = [
-        ("!" if p.startswith("!") else "") + str(src / p.lstrip("!"))
-        if not p.lstrip("!").startswith("/")
-        else p
-        for p in patterns
-    ]
-    count = 0
-    for path in walk_files(absolute):
-        rel = path.relative_to(src)
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-        count += 1
-    return count
-
-
-def transfer_into(run: ToolkitRun, spec: dict[str, Any], mounts: Mounts) -> None:
-    for entry in spec.get("transfer") or []:
-        source = str(entry.get("from") or "")
-        if not source:
-            raise ToolkitError("parallel.transfer[].from is required")
-        src = run.host_path(source)
-        dest = mounts.host(str(entry.get("to") or source))
-        n = copy_tree(src, _globs(entry), dest)
-        run.log(f"transferred {n} files from {source}")
 
 
 def fetch_from(run: ToolkitRun, spec: dict[str, Any], mounts: Mounts, label: str) -> None:
@@ -80,7 +45,7 @@ def fetch_from(run: ToolkitRun, spec: dict[str, Any], mounts: Mounts, label: str
         if not source:
             raise ToolkitError("parallel.fetch[].from is required")
         dest = run.host_path(str(entry.get("to") or source))
-        n = copy_tree(mounts.host(source), _globs(entry), dest)
+        n = copy_tree(mounts.host(source), file_globs(entry), dest)
         run.log(f"{label} fetched {n} files from {source}")
 
 

@@ -41,6 +41,7 @@ from ._subplans import (
     condition_holds,
     secrets_for,
     sub_execution_id,
+    transfer_into,
 )
 
 SERVICE_IP = "127.0.0.1"
@@ -48,6 +49,8 @@ DEFAULT_GRACE_S = 3.0  # no probe: alive this long after start counts as ready (
 DEFAULT_TIMEOUT_S = 600.0
 STOP_WAIT_S = 30.0
 POLL_S = 0.02
+RESTART_BACKOFF_S = 0.1  # restartPolicy OnFailure: first delay, doubled up to the cap
+RESTART_BACKOFF_MAX_S = 10.0
 
 Launcher = Callable[[Path], None]
 
@@ -99,20 +102,36 @@ def supervise(directory: Path, runner: SubPlanRunner, env: Mapping[str, str]) ->
     def one(item: dict[str, Any]) -> None:
         slot = Slot(**item["slot"])
         status_file = directory / f"{slot.key}.status.json"
-        _write_json(status_file, {"status": "running"})
-        job = SubJob(slot.execution_id, Plan.from_dict(item["plan"]), Path(slot.workspace), secrets)
+        restart = item.get("restartPolicy") == "OnFailure"
+        plan = Plan.from_dict(item["plan"])
+        attempt = 0
+        backoff = RESTART_BACKOFF_S
         with (directory / f"{slot.key}.log").open("w", encoding="utf-8") as log:
 
             def on_line(line: str) -> None:
                 log.write(line + "\n")
                 log.flush()
 
-            try:
-                status = runner.run(job, on_line, cancel)
-            except Exception as exc:  # recorded; the other instances go on
-                log.write(f"runtime error: {exc}\n")
-                status = "failed"
-        _write_json(status_file, {"status": status, "stopped": cancel.is_set()})
+            while True:
+                _write_json(status_file, {"status": "running", "restarts": attempt})
+                # A restart is a fresh execution (its own id and workspace), as a restarted container is.
+                suffix = f"-r{attempt}" if attempt else ""
+                job = SubJob(slot.execution_id + suffix, plan, Path(slot.workspace + suffix), secrets)
+                try:
+                    if attempt:
+                        runner.prepare(job)
+                    status = runner.run(job, on_line, cancel)
+                except Exception as exc:  # recorded; the other instances go on
+                    log.write(f"runtime error: {exc}\n")
+                    status = "failed"
+                if not restart or status == "passed" or cancel.is_set():
+                    break
+                attempt += 1
+                log.write(f"--- restarting after {status} (restart {attempt}) ---\n")
+                if cancel.wait(backoff):
+                    break
+                backoff = min(backoff * 2, RESTART_BACKOFF_MAX_S)
+        _write_json(status_file, {"status": status, "stopped": cancel.is_set(), "restarts": attempt})
 
     def watch() -> None:
         while not cancel.is_set():
@@ -254,9 +273,17 @@ def run_services_start(
                 description=inst.description,
             )
             job = SubJob(slot.execution_id, _with_port(inst.plan, port), Path(slot.workspace))
-            slot.data = str(runner.prepare(job).host("/data"))
+            mounts = runner.prepare(job)
+            slot.data = str(mounts.host("/data"))
+            transfer_into(run, inst.spec, mounts, f"{name} #{inst.index}:")
             slots.append((slot, inst.spec))
-            items.append({"slot": _slot_dict(slot), "plan": job.plan.to_dict()})
+            items.append(
+                {
+                    "slot": _slot_dict(slot),
+                    "plan": job.plan.to_dict(),
+                    "restartPolicy": inst.spec.get("restartPolicy") or "Never",
+                }
+            )
             run.log(f"Starting service {name} #{inst.index} on {SERVICE_IP}:{port}")
     _write_json(
         directory / "instances.json",
@@ -353,6 +380,8 @@ def run_services_stop(run: ToolkitRun) -> int:
         return 0
     start_stage = run.plan.stages.get(start_ref)
     specs: dict[str, Any] = (start_stage.spec.get("services") if start_stage else None) or {}
+    logs: dict[str, Any] = {n: (s or {}).get("logs") for n, s in specs.items()}
+    logs.update(run.spec.get("logs") or {})
     _stop(run, directory)
     failed = False
     for item in listing["instances"]:
@@ -371,7 +400,7 @@ def run_services_stop(run: ToolkitRun) -> int:
             {"name": slot.name, "index": slot.index, "ip": SERVICE_IP, "port": slot.port, "status": final},
         )
         # Service logs are not kept unless the `logs` condition says so.
-        if condition_holds((specs.get(slot.name) or {}).get("logs", "never"), final):
+        if condition_holds(logs.get(slot.name) or "never", final):
             log = directory / f"{slot.key}.log"
             name = f"logs/services/{slot.key}.log"
             dest = run.artifacts_dir / name

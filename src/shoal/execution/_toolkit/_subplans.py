@@ -9,6 +9,7 @@ runtimes can provide their own.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from shoal.workflow._plan import Plan
 
 from ._context import ToolkitError, ToolkitRun
+from ._globs import walk_files
 
 LineSink = Callable[[str], None]
 # ("artifact" | "report", value): what a sub-plan saved into its own artifact directory.
@@ -83,6 +85,51 @@ class SubPlanRunner(Protocol):
     ) -> str:
         """Run to the end (or until ``cancel``); the final execution status."""
         ...
+
+
+# --------------------------------------------------------------------------- files in and out
+
+
+def file_globs(entry: Mapping[str, Any]) -> list[str]:
+    """``files`` of a transfer/fetch entry: globs relative to ``from`` (default everything)."""
+    files = entry.get("files") or ["**/*"]
+    return [str(f) for f in ([files] if isinstance(files, str) else files)]
+
+
+def copy_tree(src: Path, patterns: list[str], dest: Path) -> int:
+    """Copy the files under ``src`` matching ``patterns`` into ``dest`` keeping their relative paths.
+
+    Patterns are relative to ``src`` (a leading ``/`` is ignored, ``!`` excludes); a file whose real
+    path is not under ``src`` (a symlink pointing out) is skipped. Returns how many were copied.
+    """
+    if not src.exists():
+        return 0
+    real_src = os.path.realpath(src)
+    absolute = []
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        body = pattern[1:] if negate else pattern
+        absolute.append(("!" if negate else "") + os.path.join(str(src), body.lstrip("/")))
+    count = 0
+    for path in walk_files(absolute):
+        real = os.path.realpath(path)
+        if not (real == real_src or real.startswith(real_src.rstrip("/") + "/")):
+            continue
+        target = dest / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(real, target)
+        count += 1
+    return count
+
+
+def transfer_into(run: ToolkitRun, spec: Mapping[str, Any], mounts: Mounts, label: str = "") -> None:
+    """``transfer``: copy files of the parent into a sub-plan's volumes before it starts."""
+    for entry in spec.get("transfer") or []:
+        source = str(entry.get("from") or "")
+        if not source:
+            raise ToolkitError("transfer[].from is required")
+        n = copy_tree(run.host_path(source), file_globs(entry), mounts.host(str(entry.get("to") or source)))
+        run.log(f"{label + ' ' if label else ''}transferred {n} files from {source}")
 
 
 # --------------------------------------------------------------------------- the compiler seam
