@@ -95,13 +95,15 @@ class Machine:
 class Context:
     """State of one resolution: the machines, the final flag and the substitution depth."""
 
-    __slots__ = ("compile_time", "depth", "final", "machines")
+    __slots__ = ("cache", "compile_time", "depth", "final", "machines")
 
     def __init__(self, machines: tuple[Machine, ...], final: bool, compile_time: bool = False) -> None:
         self.machines = machines
         self.final = final
         self.compile_time = compile_time
         self.depth = 0
+        # Names already looked up in this resolution (machines do not change during one).
+        self.cache: dict[str, Expression | None] = {}
 
     def lookup(self, name: str) -> tuple[bool, Any]:
         for machine in self.machines:
@@ -159,38 +161,71 @@ def substitute(value: Any, ctx: Context, what: str) -> Expression:
 
 
 def _resolve_accessor(node: Accessor, ctx: Context) -> Expression:
-    result = _lookup(node.name, ctx)
+    name = node.name
+    cache = ctx.cache
+    if name in cache:
+        result = cache[name]
+    else:
+        result = cache[name] = _lookup(name, ctx)
     if result is not None:
         return result
     if ctx.final:
-        raise ExpressionError(f"unknown variable: {node.name}", unknown=True)
+        raise ExpressionError(f"unknown variable: {name}", unknown=True)
     return node
 
 
 def _lookup(name: str, ctx: Context) -> Expression | None:
     """The resolved value of a name, or ``None`` when no machine knows it.
 
-    Like Testkube: the whole name in the first machine, then property access on the prefix
-    (through every machine), then the whole name in the other machines.
+    Like Testkube: the whole name in the first machine, then (recursively) the prefix with
+    property access on it, then the whole name in the other machines. Written as a loop over
+    the prefixes, so that a name with thousands of dots needs no deep recursion.
     """
     machines = ctx.machines
     if not machines:
         return None
-    found, value = machines[0].get(name)
+    first = machines[0]
+    found, value = first.get(name)
     if found:
         return substitute(value, ctx, name)
-    dot = name.rfind(".")
-    if dot > 0:
-        prefix = _lookup(name[:dot], ctx)
-        if prefix is not None:
-            if type(prefix) is Literal:
-                try:
-                    return Literal(at(prefix.value_, name[dot + 1 :]))
-                except ExpressionError:
-                    pass
-            else:
-                return Property(prefix, name[dot + 1 :])
-    for machine in machines[1:]:
+    if "." not in name:
+        return _lookup_rest(name, ctx)
+    names = [name]  # the name, then its prefixes, shortest last
+    segments: list[str] = []  # segments[i]: last segment of names[i]
+    current = name
+    while True:
+        dot = current.rfind(".")
+        if dot <= 0:
+            break
+        segments.append(current[dot + 1 :])
+        current = current[:dot]
+        names.append(current)
+    level = len(names) - 1
+    result: Expression | None = None
+    for index in range(1, len(names)):
+        found, value = first.get(names[index])
+        if found:
+            result = substitute(value, ctx, names[index])
+            level = index
+            break
+    else:
+        result = _lookup_rest(names[level], ctx)
+    for index in range(level - 1, -1, -1):
+        if result is not None:
+            if type(result) is not Literal:
+                result = Property(result, segments[index])
+                continue
+            try:
+                result = Literal(at(result.value_, segments[index]))
+                continue
+            except ExpressionError:
+                result = None
+        result = _lookup_rest(names[index], ctx)
+    return result
+
+
+def _lookup_rest(name: str, ctx: Context) -> Expression | None:
+    for machine in ctx.machines[1:]:
         found, value = machine.get(name)
         if found:
             return substitute(value, ctx, name)

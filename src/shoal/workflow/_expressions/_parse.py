@@ -53,15 +53,17 @@ MAX_NESTING = 48  # parentheses, calls and unary operators inside each other
 _OPERATOR_PRIORITY = {**PRIORITY, "=": 1, "<>": 1}
 
 
-def name_expression(name: str) -> Expression:
+def name_expression(name: str, position: int = 0) -> Expression:
     """An accessor, or ``_wc()`` calls for the wildcard segments of ``name``."""
-    star = name.rfind(".*")
-    if star == -1:
+    if ".*" not in name:
         return Accessor(name)
-    return Call(
-        WILDCARD_FUNCTION,
-        (Argument(name_expression(name[:star])), Argument(Literal("_.value" + name[star + 2 :]))),
-    )
+    segments = name.split(".*")
+    if len(segments) > MAX_DEPTH:
+        raise ExpressionError(f"expression is nested too deeply (more than {MAX_DEPTH} levels)", position)
+    node: Expression = Accessor(segments[0])
+    for segment in segments[1:]:
+        node = Call(WILDCARD_FUNCTION, (Argument(node), Argument(Literal("_.value" + segment))))
+    return node
 
 
 def path_expression(target: Expression, segments: list[str]) -> Expression:
@@ -195,7 +197,7 @@ class _Parser:
             self.index += 1
             if tokens[self.index][0] == OPEN:
                 return self.call(value, start)
-            return name_expression(value), (2 if ".*" in value else 1)
+            return name_expression(value, start), value.count(".*") + 1
         if kind == OPEN:
             self.index += 1
             self._enter(start)
