@@ -281,22 +281,48 @@ class Agent:
         ]
 
     async def _follow(self, running: _Running, from_seq: int) -> None:
+        """Move the runtime's events into the outbox in batches, flushing at least every 50 ms."""
         assert running.handle is not None
+        handle = running.handle
+        queue: asyncio.Queue[ExecutionEvent | None] = asyncio.Queue(maxsize=BATCH_EVENTS * 4)
+
+        async def pump() -> None:
+            try:
+                async for event in self.runtime.observe(handle, from_seq):
+                    await queue.put(event)
+            finally:
+                await queue.put(None)
+
+        reader = asyncio.create_task(pump(), name=f"observe-{running.execution_id}")
         buffer: list[dict[str, Any]] = []
-        last_flush = time.monotonic()
+        first_buffered = 0.0
         try:
-            async for event in self.runtime.observe(running.handle, from_seq):
-                buffer.append(event.to_dict())
-                now = time.monotonic()
-                if len(buffer) >= BATCH_EVENTS or now - last_flush >= FLUSH_INTERVAL_S:
+            while True:
+                timeout = (
+                    None if not buffer else max(0.0, first_buffered + FLUSH_INTERVAL_S - time.monotonic())
+                )
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=timeout)
+                except TimeoutError:
                     await self._emit(running.execution_id, buffer)
                     buffer = []
-                    last_flush = now
+                    continue
+                if event is None:
+                    break
+                if not buffer:
+                    first_buffered = time.monotonic()
+                buffer.append(event.to_dict())
+                if len(buffer) >= BATCH_EVENTS:
+                    await self._emit(running.execution_id, buffer)
+                    buffer = []
             if buffer:
                 await self._emit(running.execution_id, buffer)
-            outcome = await self.runtime.wait(running.handle)
+                buffer = []
+            await reader  # re-raises what the runtime's observer raised
+            outcome = await self.runtime.wait(handle)
             await self._upload_artifacts(running.execution_id, outcome.execution)
         finally:
+            reader.cancel()
             if buffer:
                 await self._emit(running.execution_id, buffer)
         self._finish(running.execution_id)

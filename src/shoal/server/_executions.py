@@ -455,8 +455,8 @@ class ExecutionService:
         async with self._state_locks[execution_id]:
             if ex.status in TERMINAL_STATUSES and ex.compacted:
                 return ex.last_seq
+            state = await self._state(ex)  # from what was stored before this batch
             last = await self.store.ingest_events(execution_id, [dict(e) for e in events])
-            state = await self._state(ex)
             changed = False
             for data in sorted(events, key=lambda e: int(e["seq"])):
                 if int(data["seq"]) > last:
