@@ -978,7 +978,19 @@ class _Planner:
         self.pure_by_default = bool(system.get("pureByDefault"))
         self.isolated = bool(system.get("isolatedContainers"))
         self.refs = frozenset(builder.refs)
-        self.scope = comp.static.child(allowed_names=self.refs)
+        # `passed` & co. stand for a placeholder name, replaced by the (parenthesized) chain afterwards:
+        # resolving a long chain through the engine for every stage would be quadratic.
+        placeholder = compile_expression(_CHAIN_PLACEHOLDER)
+        self.chain_scope = comp.static.child(
+            expressions={"passed": placeholder, "success": placeholder,
+                         "failed": compile_expression(f"!{_CHAIN_PLACEHOLDER}"),
+                         "error": compile_expression(f"!{_CHAIN_PLACEHOLDER}"),
+                         "status": compile_expression(f'{_CHAIN_PLACEHOLDER} ? "passed" : "failed"')},
+            allowed_names={_CHAIN_PLACEHOLDER})
+        true = compile_expression("true")
+        self.static_status_scope = comp.static.child(
+            expressions={"passed": true, "success": true, "failed": compile_expression("false"),
+                         "error": compile_expression("false"), "status": compile_expression('"passed"')})
         self.until_scope = comp.static.child(allowed_names=STATUS_NAMES | {"always", "never"})
 
     def plan(self, root: _Node) -> Plan:
@@ -1049,32 +1061,28 @@ class _Planner:
         self.actions.append(Action("end", node.ref))
 
     def _expand(self, condition: str, chain: tuple[str, ...], node: _Node) -> str:
+        """The condition over refs: status names replaced by the chain (§4.6), the rest resolved."""
         chain_src = "&&".join(chain) if chain else "true"
-        exprs = self._status_expressions(chain_src)
-        scope = self.scope.child(expressions=exprs)
+        fast = _FAST_CONDITIONS.get(condition)
+        if fast is not None:
+            if not chain:
+                return _FAST_STATIC[condition]
+            return fast.replace("(CHAIN)", chain_src if len(chain) == 1 else f"({chain_src})").replace(
+                "CHAIN", chain_src)
+        scope = self.chain_scope if chain else self.static_status_scope
         try:
             expr = scope.resolve(compile_cached(condition, False), condition)
-            if not expr.is_static():
-                scope.check_residual(expr, condition)
-                return expr.source()
-            return "true" if _truthy(expr.value()) else "false"
+            if expr.is_static():
+                return "true" if _truthy(expr.value()) else "false"
+            scope.check_residual(expr, condition)
+            source = expr.source()
         except FieldError as exc:
             self.comp.problems.append(self.comp.locator.problem(exc.message, node.anchor, ("condition",)))
             return condition
-
-    _status_cache: dict[str, dict[str, Expression]] = {}
-
-    def _status_expressions(self, chain: str) -> dict[str, Expression]:
-        found = self._status_cache.get(chain)
-        if found is None:
-            passed = compile_expression(chain)
-            failed = compile_expression(f"!({chain})")
-            status = compile_expression(f'({chain}) ? "passed" : "failed"')
-            found = {"passed": passed, "success": passed, "failed": failed, "error": failed, "status": status}
-            if len(self._status_cache) > 10_000:
-                self._status_cache.clear()
-            self._status_cache[chain] = found
-        return found
+        if _CHAIN_PLACEHOLDER in source:
+            wrapped = chain_src if len(chain) == 1 else f"({chain_src})"
+            source = source.replace(_CHAIN_PLACEHOLDER, wrapped)
+        return source
 
     def _timeout(self, node: _Node) -> int | None:
         from shoal.workflow._durations import parse_duration_ms
@@ -1186,6 +1194,12 @@ class _Planner:
 
 
 _COMPAT_KEYS = ("image", "imagePullPolicy", "resources", "securityContext")
+_CHAIN_PLACEHOLDER = "shoalstatuschain"
+# Conditions whose expansion needs no expression engine ("CHAIN" = the status chain).
+_FAST_CONDITIONS = {"passed": "CHAIN", "success": "CHAIN", "true": "true", "always": "true", "false": "false",
+                    "never": "false", "failed": "!(CHAIN)", "error": "!(CHAIN)"}
+_FAST_STATIC = {"passed": "true", "success": "true", "true": "true", "always": "true", "false": "false",
+                "never": "false", "failed": "false", "error": "false"}
 
 
 @dataclass(slots=True)

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.workflow._expressions import (
+    Accessor,
+    Call,
     Expression,
+    Literal,
     ExpressionError,
     Machine,
     compile_expression,
@@ -107,11 +110,12 @@ class Scope:
 
     def check_residual(self, expr: Expression, text: str) -> None:
         """Every name and function left in ``expr`` must be one this scope allows to stay."""
-        for name in _names(expr.accessors()):
+        names, functions = names_and_functions(expr)
+        for name in names:
             if not self.is_allowed(name):
                 pos = _find(text, name)
                 raise FieldError(f"unknown variable {name!r}{_at(pos)} in expression {text!r}", pos, name)
-        for name in _names(expr.functions()):
+        for name in functions:
             if name not in self.allowed_functions:
                 pos = _find(text, name + "(")
                 raise FieldError(
@@ -119,6 +123,25 @@ class Scope:
                     f"its arguments must be known at compile time",
                     pos,
                 )
+
+
+def names_and_functions(expr: Expression) -> tuple[list[str], list[str]]:
+    """Accessor and function names of a tree, in one walk."""
+    names: list[str] = []
+    functions: list[str] = []
+    stack: list[Expression] = [expr]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is Literal:
+            continue
+        if kind is Accessor:
+            names.append(node.name)  # type: ignore[attr-defined]
+            continue
+        if kind is Call:
+            functions.append(node.name)  # type: ignore[attr-defined]
+        stack.extend(node.children())
+    return names, functions
 
 
 def _names(value: Any) -> Iterable[str]:
