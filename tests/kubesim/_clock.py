@@ -1,0 +1,34 @@
+"""Timestamps, uids and generated names in the formats the API server uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+
+# the alphabet `generateName` suffixes are drawn from (no vowels, no confusable digits)
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def rfc3339(t: dt.datetime | None = None) -> str:
+    return (t or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_nano(t: dt.datetime | None = None) -> str:
+    return (t or now()).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(secrets.choice(NAME_ALPHABET) for _ in range(n))
