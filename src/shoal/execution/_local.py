@@ -6,6 +6,7 @@ private mount namespace built from the execution's workspace (``/data``, ``/tmp`
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -18,6 +19,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.decoder import scanstring as _scan_str  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _encode_str
 from pathlib import Path
 from typing import Any
 
@@ -415,24 +418,31 @@ def now_ms() -> int:
 
 def event_line(event: ExecutionEvent) -> bytes:
     if event.type == "log":
-        # The hot path (a million log lines): no dict, one format.
-        return b'{"seq":%d,"ts":%d,"type":"log","ref":%s,"line":%s}\n' % (
-            event.seq,
-            event.ts,
-            _dumps(event.ref).encode(),
-            _dumps(event.line).encode(),
-        )
+        # The hot path (a million log lines): the C string encoder, no dict, one format.
+        ref = "null" if event.ref is None else _encode_str(event.ref)
+        return f'{{"seq":{event.seq},"ts":{event.ts},"type":"log","ref":{ref},"line":{_encode_str(event.line or "")}}}\n'.encode()
     return (json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
-def _dumps(value: str | None) -> str:
-    return json.dumps(value, ensure_ascii=False)
+_LOG_PREFIX = re.compile(r'\{"seq":(\d+),"ts":(\d+),"type":"log","ref":')
 
 
 def parse_event_line(line: bytes) -> ExecutionEvent:
-    data = json.loads(line)
-    if data.get("type") == "log":
-        return ExecutionEvent.log(data["seq"], data["ts"], data.get("ref"), data.get("line") or "")
+    """One line of events.jsonl; log lines (as ``event_line`` writes them) skip the generic decoder."""
+    text = line.decode()
+    match = _LOG_PREFIX.match(text)
+    if match is not None:
+        pos = match.end()
+        ref: str | None = None
+        if text.startswith("null", pos):
+            pos += 4
+        else:
+            ref, pos = _scan_str(text, pos + 1)
+        if text.startswith(',"line":"', pos):
+            body, pos = _scan_str(text, pos + 9)
+            if text[pos : pos + 1] == "}":
+                return ExecutionEvent.log(int(match.group(1)), int(match.group(2)), ref, body)
+    data = json.loads(text)
     return ExecutionEvent.from_dict(data)
 
 
@@ -468,7 +478,8 @@ def read_events(path: Path, *, logs: bool = False) -> tuple[list[ExecutionEvent]
 
 class EventLog:
     """Appends seq-numbered events to ``events.jsonl``: flushed per batch, fsync'd at most every
-    ``fsync_interval`` seconds and at the end, so a runner that dies loses at most a moment of log."""
+    ``fsync_interval`` seconds (in a background thread, so a slow disk never stalls the log stream)
+    and at the end; a runner that dies loses at most a moment of log."""
 
     def __init__(self, path: Path, *, next_seq: int = 1, truncate_at: int | None = None) -> None:
         self.path = path
@@ -478,24 +489,31 @@ class EventLog:
             self._fh.truncate(truncate_at)
         self._last_sync = time.monotonic()
         self.fsync_interval = 0.25
+        self._syncing: threading.Thread | None = None
         self._changed = asyncio.Event()
         self.closed = False
 
     def write(self, events: list[ExecutionEvent]) -> None:
         if events:
-            self._fh.write(b"".join(event_line(e) for e in events))
+            self._fh.write(b"".join([event_line(e) for e in events]))
             self.next_seq = events[-1].seq + 1
 
     def flush(self) -> None:
         self._fh.flush()
-        if time.monotonic() - self._last_sync >= self.fsync_interval:
-            os.fsync(self._fh.fileno())
-            self._last_sync = time.monotonic()
+        now = time.monotonic()
+        if now - self._last_sync >= self.fsync_interval and (
+            self._syncing is None or not self._syncing.is_alive()
+        ):
+            self._last_sync = now
+            self._syncing = threading.Thread(target=os.fsync, args=(self._fh.fileno(),), daemon=True)
+            self._syncing.start()
         self._wake()
 
     def close(self) -> None:
         if not self.closed:
             self._fh.flush()
+            if self._syncing is not None:
+                self._syncing.join()
             os.fsync(self._fh.fileno())
             self._fh.close()
             self.closed = True
@@ -510,9 +528,14 @@ class EventLog:
 
 
 async def tail_events(
-    path: Path, from_seq: int, is_done: Callable[[], bool], wait: Callable[[], Awaitable[None]]
+    path: Path,
+    from_seq: int,
+    is_done: Callable[[], bool],
+    wait: Callable[[], Awaitable[None]],
+    stop_before: int | None = None,
 ) -> AsyncIterator[ExecutionEvent]:
-    """Events of ``path`` with seq >= from_seq, following the file until ``is_done()`` at its end."""
+    """Events of ``path`` with from_seq <= seq (< stop_before), following the file until
+    ``is_done()`` at its end."""
     while not path.exists():
         if is_done():
             return
@@ -527,6 +550,8 @@ async def tail_events(
                 for raw in lines:
                     if raw:
                         event = parse_event_line(raw)
+                        if stop_before is not None and event.seq >= stop_before:
+                            return
                         if event.seq >= from_seq:
                             yield event
                 continue
@@ -539,6 +564,43 @@ async def tail_events(
                     continue
                 return
             await wait()
+
+
+class _Subscriber:
+    """An in-process observer fed with the event batches as they are written (no file round trip).
+
+    It never slows the execution down: when it falls ``limit`` events behind, it is dropped to
+    reading the rest from ``events.jsonl``, which holds everything anyway.
+    """
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self.pending = 0
+        self.batches: collections.deque[list[ExecutionEvent]] = collections.deque()
+        self.ready = asyncio.Event()
+        self.closed = False
+        self.lag_from: int | None = None  # first seq to read from the file after falling behind
+
+    def push(self, batch: list[ExecutionEvent]) -> None:
+        if self.lag_from is not None or not batch:
+            return
+        if self.pending + len(batch) > self.limit and self.batches:
+            self.lag_from = self.batches[0][0].seq
+            self.batches.clear()
+            self.pending = 0
+        else:
+            self.batches.append(batch)
+            self.pending += len(batch)
+        self.ready.set()
+
+    def pop(self) -> list[ExecutionEvent]:
+        batch = self.batches.popleft()
+        self.pending -= len(batch)
+        return batch
+
+    def close(self) -> None:
+        self.closed = True
+        self.ready.set()
 
 
 # ------------------------------------------------------------------------------------------ the runtime
@@ -566,6 +628,7 @@ class _Run:
     task: asyncio.Task[None] | None = None
     parser: MarkerParser | None = None  # one for the whole execution: stages span containers
     deadline: asyncio.Task[None] | None = None
+    subscribers: list[_Subscriber] = field(default_factory=list)
     stop_reason: str = ABORT_DETAILS
 
 
@@ -649,12 +712,43 @@ class LocalRuntime:
         run = self._runs.get(handle.execution_id)
         ws = Workspace(Path(handle.where))
         if run is not None:
-            return tail_events(ws.events, from_seq, run.done.is_set, run.log.changed)
+            return self._observe_live(run, from_seq)
 
         async def poll() -> None:
             await asyncio.sleep(0.05)
 
         return tail_events(ws.events, from_seq, ws.execution_file.exists, poll)
+
+    async def _observe_live(self, run: _Run, from_seq: int) -> AsyncIterator[ExecutionEvent]:
+        """What is stored (from the file), then the live batches of this runner."""
+        path = run.ws.events
+        if run.done.is_set():
+            async for event in tail_events(path, from_seq, run.done.is_set, run.log.changed):
+                yield event
+            return
+        sub = _Subscriber()
+        live_from = run.log.next_seq
+        run.subscribers.append(sub)
+        try:
+            if from_seq < live_from:
+                async for event in tail_events(path, from_seq, lambda: True, run.log.changed, live_from):
+                    yield event
+            while True:
+                while sub.batches:
+                    for event in sub.pop():
+                        if event.seq >= from_seq:
+                            yield event
+                if sub.lag_from is not None:
+                    start = max(from_seq, sub.lag_from)
+                    async for event in tail_events(path, start, run.done.is_set, run.log.changed):
+                        yield event
+                    return
+                if sub.closed:
+                    return
+                sub.ready.clear()
+                await sub.ready.wait()
+        finally:
+            run.subscribers.remove(sub)
 
     async def wait(self, handle: ExecutionHandle) -> ExecutionOutcome:
         run = self._runs.get(handle.execution_id)
@@ -726,6 +820,8 @@ class LocalRuntime:
         for event in events:
             apply(event)
         run.log.flush()
+        for sub in run.subscribers:
+            sub.push(events)
 
     async def _drive(self, run: _Run) -> None:
         try:
@@ -926,6 +1022,8 @@ class LocalRuntime:
         doc = execution_document(run.job, run.state, run.ws)
         run.log.close()
         run.ws.write_json(run.ws.execution_file, doc)
+        for sub in run.subscribers:
+            sub.close()
         with contextlib.suppress(FileNotFoundError):
             run.ws.runner_file.unlink()
         run.outcome = ExecutionOutcome(doc["result"]["status"], doc)
