@@ -257,10 +257,14 @@ def _message(path: tuple[str | int, ...], details: list[ErrorDetails]) -> str:
         if words not in expected:
             expected.append(words)
     value = first["input"]
+    if expected == ["a list", "a string"]:  # DynamicList: static, or computed by an expression
+        expected = ["a list or an expression string such as 'config.items'"]
     message = f"expected {' or '.join(expected)}, got {describe(value)}"
-    if "a string" in expected and isinstance(value, (int, float)) and not isinstance(value, bool):
+    # Quoting helps where a plain string is wanted, not where a string would be an expression for a list.
+    quoting_helps = "a string" in expected and "a list" not in expected
+    if quoting_helps and isinstance(value, (int, float)) and not isinstance(value, bool):
         message += " (put it in quotes)"
-    elif "a string" in expected and isinstance(value, bool):
+    elif quoting_helps and isinstance(value, bool):
         message += " (put it in quotes: 'true' and 'false' are booleans in YAML)"
     elif "true or false" in expected and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
         message += " (YAML 1.2 reads yes/no/on/off as strings)"

@@ -283,3 +283,10 @@ def test_explicit_step_ids_are_unique_outside_parallel_workers() -> None:
         "wf.yaml:15:14: spec.steps[1].parallel.steps[1].id: duplicate step id 'build' (first used on line 14)",
         "wf.yaml:17:10: spec.after[0].id: duplicate step id 'test' (first used on line 9)",
     ]
+
+
+def test_dynamic_lists_take_a_list_or_an_expression() -> None:
+    assert _spec("  steps:\n  - parallel:\n      matrix: {a: 5}\n      shell: x\n") == [
+        "wf.yaml:8:19: spec.steps[0].parallel.matrix.a: expected a list or an expression string "
+        "such as 'config.items', got 5"
+    ]
