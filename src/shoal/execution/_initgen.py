@@ -1,0 +1,429 @@
+"""The init program of a Plan: the fixed lib.sh, the stage tables (plan.sh) and one program per container.
+
+Program ``c<N>.sh`` runs the actions of container ``N`` (``start``/``exec``/``end`` of refs) as
+straight-line sh over the stage tables ``_S<n>``/``_T<n>``/``_I<n>``; ``n`` is the stage's position in
+``Plan.leaves_and_groups()``. docs/internal/init-protocol.md describes what the programs print.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+
+from shoal.execution._shexpr import (
+    RuntimeExpressionError,
+    Scope,
+    encode_value,
+    parse_expression,
+    parse_template,
+    prepare,
+    sh_function,
+    sh_quote,
+)
+from shoal.workflow._expressions._ast import Expression, Literal
+from shoal.workflow._expressions._values import is_truthy, to_string
+from shoal.workflow._plan import TOOLKIT_KINDS, Plan, Stage
+
+LIB_PATH = Path(__file__).with_name("_init") / "lib.sh"
+
+_SAFE_REF = re.compile(r"[A-Za-z0-9_.:@+/-]*")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.-]+")
+_SH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DEFAULT_UNTIL = frozenset({"passed", "success", "self.passed", "self.success"})
+
+
+@cache
+def library() -> str:
+    """The text of lib.sh."""
+    return LIB_PATH.read_text()
+
+
+def init_files(plan: Plan) -> dict[str, str]:
+    """Everything the runtime places in ``$SHOAL_DIR``: relative path -> content."""
+    files = {"lib.sh": library(), "plan.sh": plan_script(plan)}
+    for container in plan.containers:
+        files[f"c{container.index}.sh"] = generate_program(plan, container.index)
+    return files
+
+
+def plan_script(plan: Plan) -> str:
+    """plan.sh: stage tables, crash check, abort and timeout handlers shared by every program."""
+    return _Tables(plan).plan_script()
+
+
+def generate_program(plan: Plan, container_index: int) -> str:
+    """The program of the container whose ``Container.index`` is ``container_index``."""
+    return _Program(_Tables(plan), container_index).render()
+
+
+def format_duration(ms: int) -> str:
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Tables:
+    """Stage indices and the tree walks the generated code needs."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        order = plan.leaves_and_groups()
+        seen = {stage.ref for stage in order}
+        order += [stage for ref, stage in plan.stages.items() if ref not in seen]
+        self.order = order
+        self.index = {stage.ref: n for n, stage in enumerate(order)}
+        for stage in order:
+            if not _SAFE_REF.fullmatch(stage.ref):
+                raise ValueError(f"stage ref {stage.ref!r} cannot be used by the init program")
+            if stage.id is not None and (not _SAFE_ID.fullmatch(stage.id) or stage.id in (".", "..")):
+                raise ValueError(f"step id {stage.id!r} cannot be used as a directory name")
+
+    def stage(self, ref: str) -> Stage:
+        return self.plan.stages[ref]
+
+    def postorder(self, ref: str) -> list[Stage]:
+        out: list[Stage] = []
+        stack: list[tuple[str, bool]] = [(ref, False)]
+        while stack:
+            current, expanded = stack.pop()
+            stage = self.stage(current)
+            if expanded:
+                out.append(stage)
+                continue
+            stack.append((current, True))
+            stack.extend((child, False) for child in reversed(stage.children) if child in self.plan.stages)
+        return out
+
+    def ancestors(self, stage: Stage) -> list[Stage]:
+        out: list[Stage] = []
+        parent = stage.parent
+        while parent is not None and parent in self.plan.stages:
+            out.append(self.stage(parent))
+            parent = self.stage(parent).parent
+        return out
+
+    def step_id(self, stage: Stage) -> str | None:
+        for candidate in [stage, *self.ancestors(stage)]:
+            if candidate.id:
+                return candidate.id
+        return None
+
+    def ref_word(self, stage: Stage) -> str:
+        return sh_quote(stage.ref)
+
+    def finish_line(self, stage: Stage, running: str) -> str:
+        """A case over _S<n>: running -> ``running`` status, not started -> skipped."""
+        n, ref = self.index[stage.ref], self.ref_word(stage)
+        if running == "aborted" and stage.kind != "group":
+            on_running = f'_S{n}=aborted; _sh_abort_op {n} {ref} "${{_I{n}:-1}}"'
+        else:
+            on_running = f"_S{n}={running}; _sh_end {n} {ref} {running}"
+        return (
+            f"\tcase $_S{n} in running) {on_running} ;; '') _S{n}=skipped; _sh_end {n} {ref} skipped ;; esac"
+        )
+
+    def plan_script(self) -> str:
+        out = [f"# shoal init: stage tables of workflow {_comment(self.plan.workflow)} (generated)"]
+        for start in range(0, len(self.order), 8):
+            out.append(" ".join(f"_S{n}='' _T{n}='' _I{n}=''" for n in range(start, min(start + 8, len(self.order)))))
+        out.append("_sh_crashed() {")
+        for stage in self.order:
+            if stage.kind != "group":
+                out.append(f'\t[ "$_S{self.index[stage.ref]}" != running ] || return 0')
+        out.append("\treturn 1")
+        out.append("}")
+        out.append("_sh_abort_all() {")
+        tree = self.postorder(self.plan.root)
+        in_tree = {stage.ref for stage in tree}
+        out.extend(self.finish_line(stage, "aborted") for stage in tree)
+        out.extend(self.finish_line(stage, "aborted") for stage in self.order if stage.ref not in in_tree)
+        out.append("}")
+        for stage in self.order:
+            if stage.timeout_ms is not None:
+                out.append(f"_sh_to_{self.index[stage.ref]}() {{")
+                out.extend(self.finish_line(sub, "timeout") for sub in self.postorder(stage.ref))
+                out.append("}")
+        return "\n".join(out) + "\n"
+
+
+def _comment(text: str) -> str:
+    return text.replace("\n", " ").replace("\r", " ")
+
+
+@dataclass(slots=True)
+class _Compiled:
+    """A template or expression as the program uses it: a constant, or a function name."""
+
+    constant: Expression | None = None
+    function: str | None = None
+
+
+class _Program:
+    def __init__(self, tables: _Tables, container_index: int) -> None:
+        self.tables = tables
+        self.plan = tables.plan
+        matches = [c for c in self.plan.containers if c.index == container_index]
+        if not matches:
+            raise ValueError(f"the plan has no container {container_index}")
+        self.container = matches[0]
+        self.functions: list[str] = []
+        self.actions: list[str] = []
+        self.counter = 0
+
+    # ------------------------------------------------------------------ expressions
+
+    def compile(self, source: str, scope: Scope, template: bool) -> _Compiled:
+        """Translate an expression (or template) into a function, or keep it as a constant."""
+        self.counter += 1
+        name = f"_sh_x{self.counter}"
+        try:
+            node = prepare(parse_template(source) if template else parse_expression(source), scope)
+            if isinstance(node, Literal):
+                return _Compiled(constant=node)
+            self.functions.append(sh_function(name, node, scope))
+        except RuntimeExpressionError as exc:
+            message = f"{exc.message} in {source!r}"
+            self.functions.append(f"{name}() {{\n\t_sh_err={sh_quote(message)}\n\treturn 1\n}}\n")
+        return _Compiled(function=name)
+
+    def scope(self, stage: Stage, *, env: bool, until: bool = False) -> Scope:
+        n = self.tables.index[stage.ref]
+        mapping = self.env_names(stage) if env else {}
+        try:
+            passed = parse_expression(stage.status_chain or "true")
+        except RuntimeExpressionError:
+            passed = None
+        return Scope(
+            refs=self.tables.index,
+            env=mapping,
+            prelude=f"_sh_ev_{n}" if mapping else "",
+            step_id=self.tables.step_id(stage),
+            passed=passed,
+            until=until,
+            self_index=n,
+        )
+
+    def env_names(self, stage: Stage, upto: int | None = None) -> dict[str, str]:
+        n = self.tables.index[stage.ref]
+        names: dict[str, str] = {}
+        for k, var in enumerate(stage.env[:upto]):
+            if var.value is not None:
+                names[var.name] = f"_sh_v{n}_{k}"
+        return names
+
+    def string_into(self, target: str, source: str, scope: Scope, what: str, lines: list[str]) -> None:
+        """Lines that evaluate template ``source`` into sh variable ``target`` (a string)."""
+        compiled = self.compile(source, scope, template=True)
+        if compiled.constant is not None:
+            value = compiled.constant.value_  # type: ignore[attr-defined]
+            lines.append(f"\t{target}={sh_quote(to_string(value))}")
+            return
+        lines.append(f"\t{compiled.function} || {{ _sh_err={sh_quote(what + ': ')}$_sh_err; return 1; }}")
+        lines.append(f'\t_sh_str "$_sh_r"; {target}=$_sh_s')
+
+    # ------------------------------------------------------------------ operations
+
+    def operation(self, stage: Stage) -> None:
+        n = self.tables.index[stage.ref]
+        ev = [f"_sh_ev_{n}() {{", "\t:"]
+        exports: list[str] = []
+        for k, var in enumerate(stage.env):
+            if var.value is None:
+                continue  # value_from: the runtime resolved it into the environment
+            if not _SH_NAME.fullmatch(var.name) or var.name.startswith("_sh_"):
+                message = f"env {var.name}: not a variable name the init program can set"
+                ev.append(f"\t_sh_err={sh_quote(message)}")
+                ev.append("\treturn 1")
+                break
+            scope = replace(self.scope(stage, env=False), env=self.env_names(stage, k))
+            self.string_into(f"_sh_v{n}_{k}", var.value, scope, f"env {var.name}", ev)
+            exports.append(f'{var.name}="$_sh_v{n}_{k}"')
+        ev.append("}")
+        self.functions.append("\n".join(ev) + "\n")
+        export = f"\texport {' '.join(exports)}" if exports else "\t:"
+        self.functions.append(f"_sh_env_{n}() {{\n{export}\n}}\n")
+
+        scope = self.scope(stage, env=True)
+        op = [f"_sh_op_{n}() {{", f"\t_sh_ev_{n} || return 1"]
+        if stage.working_dir:
+            self.string_into("_sh_wd", stage.working_dir, scope, "workingDir", op)
+            op.append("\t_sh_setwd || return 1")
+        else:
+            op.append("\t_sh_wd='' _sh_cwd=$PWD")
+        spawn = self.spawn(stage, scope, op)
+        if spawn is None:
+            op.append("\t_sh_pid=''")
+        else:
+            op.append(f"\t_sh_spawn_pre _sh_env_{n} || return 1")
+            op.append(f"\t(_sh_env_{n} && _sh_child && {spawn}) >&4 2>&4 &")
+            op.append("\t_sh_spawn_post $!")
+        op.append("}")
+        self.functions.append("\n".join(op) + "\n")
+
+        until = ""
+        if stage.retry is not None and stage.retry.until.strip() not in _DEFAULT_UNTIL:
+            compiled = self.compile(stage.retry.until, self.scope(stage, env=True, until=True), template=False)
+            until = compiled.function or self.constant_function(compiled)
+        retries = stage.retry.count if stage.retry is not None else 0
+
+        body = [f'if [ "$_S{n}" = running ]; then', "\t_sh_dl=''"]
+        for timed in [stage, *self.tables.ancestors(stage)]:
+            if timed.timeout_ms is None:
+                continue
+            a = self.tables.index[timed.ref]
+            who = "''" if timed is stage else sh_quote(timed.ref)
+            body.append(
+                f"\t_sh_dlc $((${{_T{a}:-0}} + {int(timed.timeout_ms)})) {a} "
+                f"{sh_quote(format_duration(int(timed.timeout_ms)))} {who}"
+            )
+        body.append(
+            f"\t_sh_exec {n} {self.tables.ref_word(stage)} {stage.kind} {1 if stage.negative else 0} "
+            f"{max(0, int(retries))} {sh_quote(stage.id or '')} {sh_quote(until)}"
+        )
+        body.append(f'\t[ "$_sh_st" = timeout ] || _S{n}=$_sh_st')
+        body.append(f"\t_sh_fin {n} {self.tables.ref_word(stage)}")
+        body.append("fi")
+        self.action(f"exec {stage.ref}", body)
+
+    def constant_function(self, compiled: _Compiled) -> str:
+        self.counter += 1
+        name = f"_sh_x{self.counter}"
+        assert compiled.constant is not None
+        value = compiled.constant.value_  # type: ignore[attr-defined]
+        try:
+            body = f"\t_sh_r={sh_quote(encode_value(value))}"
+        except RuntimeExpressionError as exc:
+            body = f"\t_sh_err={sh_quote(exc.message)}\n\treturn 1"
+        self.functions.append(f"{name}() {{\n{body}\n}}\n")
+        return name
+
+    def spawn(self, stage: Stage, scope: Scope, op: list[str]) -> str | None:
+        """The command the operation's subshell execs (None: nothing to run)."""
+        kind = stage.kind
+        if kind == "shell":
+            if stage.shell is None:
+                op.append("\t_sh_err='shell: the step has no script'; return 1")
+                return "exit 1"
+            self.string_into("_sh_a1", stage.shell, scope, "shell", op)
+            return '_sh_exec_shell "$_sh_a1"'
+        if kind == "run":
+            argv = [*(stage.command or []), *(stage.args or [])]
+            if not stage.command:
+                op.append("\t_sh_err='run: no command to run (the image entrypoint is unknown)'; return 1")
+                return "exit 1"
+            words = []
+            for k, item in enumerate(argv, start=1):
+                what = "command" if k <= len(stage.command) else f"args[{k - len(stage.command) - 1}]"
+                self.string_into(f"_sh_a{k}", item, scope, what, op)
+                words.append(f'"$_sh_a{k}"')
+            op.append("\t_sh_argv0=$_sh_a1")
+            return "_sh_exec_run " + " ".join(words)
+        if kind == "delay":
+            ms = max(0, int(stage.spec.get("ms", 0)))
+            return f"_sh_exec_sleep {ms // 1000}.{ms % 1000:03d}"
+        if kind == "pause":
+            return None
+        if kind in TOOLKIT_KINDS:
+            op.append("\tif [ -z \"$_sh_tk\" ]; then _sh_err='SHOAL_TOOLKIT is not set'; return 1; fi")
+            return f"_sh_exec_toolkit {sh_quote(kind)} {self.tables.ref_word(stage)}"
+        op.append(f"\t_sh_err={sh_quote(f'the init program cannot run a {kind!r} stage')}; return 1")
+        return "exit 1"
+
+    # ------------------------------------------------------------------ actions
+
+    def action(self, title: str, lines: list[str]) -> None:
+        self.actions.append(f"# {_comment(title)}\n[ -z \"$_sh_abort\" ] || _sh_abort_exit\n" + "\n".join(lines))
+
+    def skip_function(self, stage: Stage) -> str:
+        n = self.tables.index[stage.ref]
+        name = f"_sh_sk_{n}"
+        lines = [f"{name}() {{"]
+        for sub in self.tables.postorder(stage.ref):
+            m, ref = self.tables.index[sub.ref], self.tables.ref_word(sub)
+            lines.append(f"\t[ -n \"$_S{m}\" ] || {{ _S{m}=skipped; _sh_end {m} {ref} skipped; }}")
+        lines.append("}")
+        self.functions.append("\n".join(lines) + "\n")
+        return name
+
+    def start(self, stage: Stage) -> None:
+        n, ref = self.tables.index[stage.ref], self.tables.ref_word(stage)
+        started = [
+            f"_S{n}=running",
+            f"_sh_start {n} {ref} {sh_quote(stage.id or '')}",
+        ]
+        if stage.timeout_ms is not None:
+            started.append(f"_T{n}=$_sh_now")
+        if stage.paused:
+            started.append(f"_sh_setpause {n} {ref}")
+        compiled = self.compile(stage.condition or "true", self.scope(stage, env=stage.kind != "group"), False)
+        body = [f'if [ -z "$_S{n}" ]; then']
+        if compiled.constant is not None:
+            if is_truthy(compiled.constant.value_):  # type: ignore[attr-defined]
+                body.extend("\t" + line for line in started)
+            else:
+                body.append(f"\t{self.skip_function(stage)}")
+        else:
+            skip = self.skip_function(stage)
+            body.append(f"\tif {compiled.function}; then")
+            body.append('\t\tif _sh_truthy "$_sh_r"; then')
+            body.extend("\t\t\t" + line for line in started)
+            body.append("\t\telse")
+            body.append(f"\t\t\t{skip}")
+            body.append("\t\tfi")
+            body.append("\telse")
+            body.append("\t\t_sh_cerr=$_sh_err")
+            body.extend("\t\t" + line for line in started[:2])
+            body.append(f'\t\t_sh_execm {ref} -1 "condition: $_sh_cerr" 1')
+            body.append(f"\t\t{skip}")
+            body.append(f"\t\t_S{n}=failed; _sh_end {n} {ref} failed")
+            body.append("\tfi")
+        body.append("fi")
+        self.action(f"start {stage.ref}", body)
+
+    def end(self, stage: Stage) -> None:
+        n, ref = self.tables.index[stage.ref], self.tables.ref_word(stage)
+        body = []
+        if stage.paused:
+            body.append(f'[ "$_sh_pz" != {n} ] || _sh_unpause')
+        body.append(f'if [ "$_S{n}" = running ]; then')
+        if stage.kind != "group":
+            body.append(f"\t_S{n}=passed")
+        else:
+            compiled = self.compile(stage.result or "true", self.scope(stage, env=False), False)
+            if compiled.constant is not None:
+                status = "passed" if is_truthy(compiled.constant.value_) else "failed"  # type: ignore[attr-defined]
+                body.append(f"\t_S{n}={status}")
+            else:
+                body.append(f'\tif {compiled.function} && _sh_truthy "$_sh_r"; then _S{n}=passed; else _S{n}=failed; fi')
+        body.append(f'\t_sh_end {n} {ref} "$_S{n}"')
+        body.append("fi")
+        self.action(f"end {stage.ref}", body)
+
+    def render(self) -> str:
+        for act in self.container.actions:
+            if act.ref not in self.plan.stages:
+                raise ValueError(f"container {self.container.index}: action {act.op} of unknown ref {act.ref!r}")
+            stage = self.plan.stages[act.ref]
+            if act.op == "start":
+                self.start(stage)
+            elif act.op == "end":
+                self.end(stage)
+            elif stage.kind == "group":
+                raise ValueError(f"container {self.container.index}: exec of group {act.ref!r}")
+            else:
+                self.operation(stage)
+        head = (
+            "#!/bin/sh\n"
+            "# shellcheck disable=SC2154,SC2317,SC2016 # state from the sourced library; functions called by name\n"
+            f"# shoal init program: container {self.container.index} of workflow "
+            f"{_comment(self.plan.workflow)} (generated)\n"
+            "_sh_sourced=1\n"
+            "# shellcheck source=/dev/null\n"
+            '. "${SHOAL_DIR:-/.shoal}/lib.sh"\n'
+            "# shellcheck source=/dev/null\n"
+            '. "$_sh_dir/plan.sh"\n'
+        )
+        return head + "\n" + "".join(self.functions) + "\n_sh_init\n\n" + "\n\n".join(self.actions) + "\n\nexit 0\n"
