@@ -9,12 +9,14 @@ an argument.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
+from shoal.workflow._expressions import Expression, ExpressionError, Machine, compile_expression, is_truthy
 from shoal.workflow._plan import Plan, SignatureNode
 
 # ---------------------------------------------------------------------------------------------- enums
@@ -333,70 +335,22 @@ class StatusTree:
 
 
 def evaluate_result(expression: str, values: Mapping[str, bool]) -> bool:
-    """Evaluate a group result expression; a ref missing from ``values`` counts as true (not finished)."""
-    return _ResultExpression(expression, values).evaluate()
+    """Evaluate a group result expression with the expression engine; ``values`` maps refs to whether
+    they count as success, and a ref missing from it counts as true (not finished yet)."""
+    machine = Machine(variables=values, fallback=_unfinished_ref)
+    try:
+        return is_truthy(_compiled(expression or "true").resolve(machine, final=True).value())
+    except ExpressionError as error:
+        raise ValueError(f"result expression {expression!r}: {error}") from error
 
 
-_TOKEN = re.compile(r"\s*(?:(&&|\|\|)|(!)|(\()|(\))|([A-Za-z0-9_.\-]+))")
+def _unfinished_ref(name: str) -> tuple[Any, bool]:
+    return True, True
 
 
-class _ResultExpression:
-    """The result expressions the compiler emits: refs, ``true``/``false``, ``!``, ``&&``, ``||``, ( ).
-
-    ``&&`` and ``||`` share one precedence and associate to the left, as in Testkube's language.
-    """
-
-    def __init__(self, source: str, values: Mapping[str, bool]) -> None:
-        self.source = source
-        self.values = values
-        self.tokens: list[str] = []
-        pos = 0
-        text = source.strip()
-        while pos < len(text):
-            match = _TOKEN.match(text, pos)
-            if match is None or match.end() == pos:
-                raise ValueError(f"result expression {source!r}: unexpected input at {pos}")
-            self.tokens.append(match.group(match.lastindex or 0))
-            pos = match.end()
-        self.pos = 0
-
-    def evaluate(self) -> bool:
-        if not self.tokens:
-            return True
-        value = self._binary()
-        if self.pos != len(self.tokens):
-            raise ValueError(f"result expression {self.source!r}: unexpected {self.tokens[self.pos]!r}")
-        return value
-
-    def _binary(self) -> bool:
-        value = self._unary()
-        while self.pos < len(self.tokens) and self.tokens[self.pos] in ("&&", "||"):
-            op = self.tokens[self.pos]
-            self.pos += 1
-            right = self._unary()
-            value = (value and right) if op == "&&" else (value or right)
-        return value
-
-    def _unary(self) -> bool:
-        if self.pos >= len(self.tokens):
-            raise ValueError(f"result expression {self.source!r}: ends too early")
-        token = self.tokens[self.pos]
-        self.pos += 1
-        if token == "!":
-            return not self._unary()
-        if token == "(":
-            value = self._binary()
-            if self.pos >= len(self.tokens) or self.tokens[self.pos] != ")":
-                raise ValueError(f"result expression {self.source!r}: missing ')'")
-            self.pos += 1
-            return value
-        if token in ("&&", "||", ")"):
-            raise ValueError(f"result expression {self.source!r}: unexpected {token!r}")
-        if token == "true":
-            return True
-        if token == "false":
-            return False
-        return self.values.get(token, True)
+@functools.lru_cache(maxsize=4096)
+def _compiled(expression: str) -> Expression:
+    return compile_expression(expression)
 
 
 # ------------------------------------------------------------------------------------------ results
