@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import io
+import tarfile
 import threading
 from collections.abc import Mapping
 from typing import Any
+
+import httpx
 
 from shoal.execution._toolkit._execute import ChildRequest, StatusSink, run_execute
 from tests.execution.toolkit.toolkit_helpers import Execution
@@ -103,3 +107,39 @@ def test_async_starts_children_without_waiting(execution: Execution) -> None:
     res = execution.call(run_execute, "execute", _spec(**{"async": True}), children)
     assert res.code == 0
     assert len(children.detached) == 3 and children.requests == []
+
+
+class DownloadingChildren(FakeChildren):
+    """Children that fetch ``config.url`` (what a child's content.tarball would do) and list it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members: list[list[str]] = []
+
+    def run(self, request: ChildRequest, on_status: StatusSink, cancel: threading.Event) -> str:
+        data = httpx.get(request.config["url"]).content
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            self.members.append(sorted(tar.getnames()))
+        return super().run(request, on_status, cancel)
+
+
+def test_tarball_files_are_served_to_children_by_url(execution: Execution) -> None:
+    (execution.data / "repo" / "tests").mkdir(parents=True)
+    (execution.data / "repo" / "tests" / "a.js").write_text("a")
+    (execution.data / "repo" / "README.md").write_text("r")
+    spec = {
+        "workflows": [
+            {
+                "name": "child",
+                "count": 2,
+                "tarball": {"src": {"from": "/data/repo", "files": ["tests/**"]}},
+                "config": {"url": "{{ tarball.src.url }}", "i": "{{ index }}"},
+            }
+        ]
+    }
+    children = DownloadingChildren()
+    res = execution.call(run_execute, "execute", spec, children)
+    assert res.code == 0, res.output
+    assert children.members == [["tests/a.js"], ["tests/a.js"]]
+    assert all(r.config["url"].startswith("http://127.0.0.1:") for r in children.requests)
+    assert all(r.parent_workflow == "wf" for r in children.requests)

@@ -12,10 +12,13 @@ and run by the local runtime. A control-plane implementation can replace it.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +28,7 @@ from typing import Any, Protocol
 
 from ._context import EXECUTE, ToolkitError, ToolkitRun
 from ._parallel import abort_on_sigterm
-from ._subplans import bind, children_root, instance_variables
+from ._subplans import bind, children_root, copy_tree, file_globs, instance_variables
 
 DEFAULT_PARALLELISM = 100
 
@@ -37,6 +40,47 @@ class ChildRequest:
     execution_id: str = ""
     execution_name: str = ""
     workspace: str = ""
+    parent_id: str = ""  # the calling execution (running context actor: testworkflowexecution)
+    parent_workflow: str = ""
+
+
+class TarballServer:
+    """Serves packed ``tarball`` files to the children over HTTP on 127.0.0.1 while the stage runs
+    (Testkube serves them from the parent pod the same way)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        served = str(directory)
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=served, **kwargs)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                del format, args
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def pack(self, name: str, source: Path, patterns: list[str]) -> str:
+        """Pack the files of ``source`` matching ``patterns`` as ``name``.tar.gz; its URL."""
+        staging = self.directory / f".{name}"
+        copy_tree(source, patterns, staging)
+        archive = self.directory / f"{name}.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            for path in sorted(staging.rglob("*")):
+                if path.is_file():
+                    tar.add(str(path), arcname=str(path.relative_to(staging)), recursive=False)
+        shutil.rmtree(staging, ignore_errors=True)
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{archive.name}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 StatusSink = Callable[[str], None]
@@ -89,7 +133,17 @@ class LocalChildren:
         bundle = self._bundle()
         try:
             doc = bundle.workflow(request.workflow)
-            context = ExecutionContext(id=request.execution_id, name=request.execution_name)
+            actor = {
+                "type": "testworkflowexecution",
+                "name": request.parent_workflow,
+                "executionId": request.parent_id,
+                "executionPath": request.parent_id,
+            }
+            context = ExecutionContext(
+                id=request.execution_id,
+                name=request.execution_name,
+                running_context={"actor": actor, "interface": {"type": "internal"}},
+            )
             compiled = compile_workflow(doc, bundle.templates, request.config, context)
         except WorkflowError as exc:
             on_status("failed")
@@ -126,8 +180,13 @@ class LocalChildren:
         )
 
 
-def requests_for(run: ToolkitRun, children: ChildRunner) -> list[ChildRequest]:
-    """Every child execution of the stage, in order, with its config bound to its instance."""
+def requests_for(
+    run: ToolkitRun, children: ChildRunner, tarballs: Callable[[], TarballServer] | None = None
+) -> list[ChildRequest]:
+    """Every child execution of the stage, in order, with its config bound to its instance.
+
+    ``tarballs`` gives the server that packs and serves ``workflows[].tarball`` entries.
+    """
     from shoal.workflow import WorkflowError, expand_instances
 
     base = instance_variables(run)
@@ -149,6 +208,19 @@ def requests_for(run: ToolkitRun, children: ChildRunner) -> list[ChildRequest]:
         for name in names:
             for variables in instances:
                 scope = {**base, **variables}
+                packed: dict[str, dict[str, str]] = {}
+                for key, item in (entry.get("tarball") or {}).items():
+                    if tarballs is None:
+                        raise ToolkitError("execute.workflows[].tarball needs the children to be awaited")
+                    item = bind(item, scope)
+                    source = str(item.get("from") or "")
+                    if not source:
+                        raise ToolkitError(f"execute.workflows[{n}].tarball.{key}.from is required")
+                    url = tarballs().pack(f"{len(out)}-{key}", run.host_path(source), file_globs(item))
+                    packed[str(key)] = {"url": url}
+                    scope[f"tarball.{key}.url"] = url
+                if packed:
+                    scope["tarball"] = packed
                 config = {str(k): str(bind(v, scope)) for k, v in (entry.get("config") or {}).items()}
                 k = len(out)
                 out.append(
@@ -158,6 +230,8 @@ def requests_for(run: ToolkitRun, children: ChildRunner) -> list[ChildRequest]:
                         execution_id=f"{parent}-{run.ref}-{k}",
                         execution_name=str(bind(entry.get("executionName") or "", scope)),
                         workspace=str(root / f"{run.ref}-execute-{k}"),
+                        parent_id=parent,
+                        parent_workflow=run.plan.workflow,
                     )
                 )
     return out
@@ -165,18 +239,35 @@ def requests_for(run: ToolkitRun, children: ChildRunner) -> list[ChildRequest]:
 
 def run_execute(run: ToolkitRun, children: ChildRunner | None = None) -> int:
     children = children or LocalChildren(run.env)
-    requests = requests_for(run, children)
-    if not requests:
-        run.log("No workflows to execute.")
-        return 0
-    if run.spec.get("async"):
-        for i, req in enumerate(requests):
-            children.detach(req)
-            run.log(f"{req.workflow} ({req.execution_id}) started")
-            run.emit(
-                EXECUTE, {"index": i, "workflow": req.workflow, "id": req.execution_id, "status": "queued"}
-            )
-        return 0
+    is_async = bool(run.spec.get("async"))
+    server: list[TarballServer] = []
+
+    def tarballs() -> TarballServer:
+        if not server:
+            server.append(TarballServer(children_root(run) / f"{run.ref}-tarballs"))
+        return server[0]
+
+    try:
+        requests = requests_for(run, children, None if is_async else tarballs)
+        if not requests:
+            run.log("No workflows to execute.")
+            return 0
+        if is_async:
+            for i, req in enumerate(requests):
+                children.detach(req)
+                run.log(f"{req.workflow} ({req.execution_id}) started")
+                run.emit(
+                    EXECUTE,
+                    {"index": i, "workflow": req.workflow, "id": req.execution_id, "status": "queued"},
+                )
+            return 0
+        return _await_children(run, children, requests)
+    finally:
+        for s in server:
+            s.close()
+
+
+def _await_children(run: ToolkitRun, children: ChildRunner, requests: list[ChildRequest]) -> int:
     parallelism = max(1, int(run.spec.get("parallelism") or DEFAULT_PARALLELISM))
     cancel = threading.Event()
     statuses: dict[int, str] = {}
