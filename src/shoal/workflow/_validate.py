@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, Final, Union, get_args, get_origin
 
@@ -74,22 +74,18 @@ def validate_documents(docs: Sequence[Document]) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[tuple[str, str], Document] = {}
     for doc in docs:
-        problems.extend(validate_document(doc))
+        found = validate_document(doc)
         kind, name = doc.kind, doc.name
         if kind in KINDS and name:
-            first = seen.setdefault((kind, name), doc)
+            # `official/k6/v1` and `official--k6--v1` are one template
+            key = name.replace("/", "--") if kind == "TestWorkflowTemplate" else name
+            first = seen.setdefault((kind, key), doc)
             if first is not doc:
                 line, column = doc.locate(("metadata", "name"))
                 where = f"{first.file}:{first.locate(('metadata', 'name'))[0]}"
-                problems.append(
-                    Problem(
-                        f"duplicate {kind} '{name}' (also defined at {where})",
-                        "metadata.name",
-                        doc.file,
-                        line,
-                        column,
-                    )
-                )
+                message = f"duplicate {kind} '{name}' (also defined at {where})"
+                found = _sorted_list([*found, Problem(message, "metadata.name", doc.file, line, column)])
+        problems.extend(found)
     return problems
 
 
@@ -196,7 +192,11 @@ def _get(data: Any, path: tuple[str | int, ...]) -> Any:
 
 
 def _sorted(found: dict[tuple[str | int, ...], Problem]) -> list[Problem]:
-    return sorted(found.values(), key=lambda p: (p.line or 0, p.column or 0, p.path))
+    return _sorted_list(found.values())
+
+
+def _sorted_list(problems: Iterable[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0, p.path))
 
 
 def _check_name(name: Any, is_template: bool, add: Any) -> None:

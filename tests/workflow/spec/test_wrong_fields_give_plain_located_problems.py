@@ -290,3 +290,11 @@ def test_dynamic_lists_take_a_list_or_an_expression() -> None:
         "wf.yaml:8:19: spec.steps[0].parallel.matrix.a: expected a list or an expression string "
         "such as 'config.items', got 5"
     ]
+
+
+def test_both_spellings_of_a_template_name_are_one_template() -> None:
+    header = "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowTemplate\n"
+    text = f"{header}metadata: {{name: official/k6/v1}}\n---\n{header}metadata: {{name: official--k6--v1}}\n"
+    assert [str(p) for p in validate_documents(load_documents(text, "t.yaml"))] == [
+        "t.yaml:7:18: metadata.name: duplicate TestWorkflowTemplate 'official--k6--v1' (also defined at t.yaml:3)"
+    ]
