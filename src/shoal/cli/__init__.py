@@ -14,6 +14,8 @@ _COMMAND_MODULES = (
     "shoal.cli._workflow_cmds",
     "shoal.cli._run_cmd",
     "shoal.cli._server_cmds",
+    "shoal.cli._client_cmds",
+    "shoal.cli._agent_cmds",
 )
 
 EXIT_INTERNAL = 70

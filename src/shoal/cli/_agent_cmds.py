@@ -1,0 +1,125 @@
+"""`shoal agent` (connect to a control plane and run what it assigns) and `shoal up` (the embedded
+default: a server and one local agent in one process, SQLite, state under SHOAL_HOME)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import typer
+
+from shoal.cli._client_cmds import fail, parse_pairs
+
+
+def _home() -> Path:
+    return Path(os.environ.get("SHOAL_HOME") or Path.home() / ".shoal")
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("agent")
+    def agent(
+        server: str = typer.Option(..., "--server", envvar="SHOAL_SERVER", help="Control plane URL."),
+        token: str = typer.Option(
+            ..., "--token", envvar="SHOAL_AGENT_TOKEN", help="Agent token of an environment."
+        ),
+        name: str = typer.Option(
+            None, "--name", help="Agent name, unique in its environment (default: hostname)."
+        ),
+        label: list[str] = typer.Option([], "--label", "-l", help="k=v, repeatable (e.g. cluster=pr-1234)."),
+        state_dir: Path = typer.Option(
+            None, "--state-dir", help="Outbox and workspaces (default SHOAL_HOME/agents/NAME)."
+        ),
+        max_concurrent: int = typer.Option(4, "--max-concurrent", help="Executions run at once."),
+        log_level: str = typer.Option("info", "--log-level"),
+    ) -> None:
+        """Connect to a control plane and run the executions routed to this agent (until stopped)."""
+        from shoal.agent import Agent, AgentConfig
+
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        agent_name = name or socket.gethostname()
+        labels = parse_pairs(label, "--label")
+        cfg = AgentConfig(
+            server=server.rstrip("/"),
+            token=token,
+            name=agent_name,
+            labels=labels,
+            state_dir=state_dir or _home() / "agents" / agent_name,
+            max_concurrent=max_concurrent,
+        )
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            _stop_on_signals(stop)
+            await Agent(cfg).run(stop)
+
+        asyncio.run(main())
+
+    @app.command("up")
+    def up(
+        host: str = typer.Option("127.0.0.1", "--host"),
+        port: int = typer.Option(8080, "--port", help="Port of the server (0 picks a free one)."),
+        agent_name: str = typer.Option("local", "--agent-name", help="Name of the built-in local agent."),
+        label: list[str] = typer.Option([], "--label", "-l", help="Labels of the local agent, k=v."),
+        log_level: str = typer.Option("warning", "--log-level"),
+    ) -> None:
+        """Start the embedded default: control plane + one local agent, SQLite under SHOAL_HOME."""
+        import uvicorn
+
+        from shoal.agent import Agent, AgentConfig
+        from shoal.client import Client
+        from shoal.server import ServerSettings, create_app
+
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        home = _home()
+        settings = ServerSettings(home=home, print_admin_token=False)
+        app_ = create_app(settings)
+        server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level=log_level))
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            serving = asyncio.create_task(server.serve())
+            while not server.started:
+                if serving.done():
+                    await serving
+                    raise fail(f"the server could not start on {host}:{port}")
+                await asyncio.sleep(0.05)
+            bound = server.servers[0].sockets[0].getsockname()[1]
+            url = f"http://{host}:{bound}"
+            admin = (home / "admin-token").read_text().strip()
+
+            def agent_token() -> str:
+                with Client(url, admin) as c:
+                    return c.create_token("agent", "default", f"shoal up ({agent_name})")
+
+            token = await asyncio.to_thread(agent_token)
+            labels = {"kind": "local", **parse_pairs(label, "--label")}
+            cfg = AgentConfig(url, token, agent_name, labels, home / "agents" / agent_name)
+            agent_task = asyncio.create_task(Agent(cfg).run(stop))
+            sys.stdout.write(f"shoal is up\n  server:    {url}\n  token:     {admin}\n")
+            sys.stdout.write(
+                f"  agent:     {agent_name} ({', '.join(f'{k}={v}' for k, v in labels.items())})\n"
+            )
+            sys.stdout.write(
+                f"  state:     {home}\n  try:       shoal context set --server {url} --token <token>\n"
+            )
+            sys.stdout.flush()
+            _stop_on_signals(stop)
+            await stop.wait()
+            await agent_task
+            server.should_exit = True
+            await serving
+
+        asyncio.run(main())
