@@ -133,6 +133,14 @@ class MarkerParser:
                 self._emit_text(carry, events, skip_empty=False)
         return events
 
+    def make_event(self, type: EventType, *, ts: int | None = None, **payload: Any) -> ExecutionEvent:
+        """An event of the runtime's own (``status``, ``initialization``, ...) in this stream's seq order."""
+        event = ExecutionEvent(
+            seq=self.next_seq, ts=self._clock() if ts is None else ts, type=type, **payload
+        )
+        self.next_seq += 1
+        return event
+
     def parse(self, chunks: Iterable[bytes]) -> Iterator[ExecutionEvent]:
         """Every event of a whole stream (chunks, then end of stream)."""
         for chunk in chunks:

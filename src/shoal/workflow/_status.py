@@ -683,6 +683,8 @@ class ExecutionState:
         if requested is StepStatus.RUNNING:
             if step.status is StepStatus.PAUSED:
                 self._close_pause(ref, event.ts)
+            if self._phase in (ExecutionStatus.PAUSING, ExecutionStatus.PAUSED, ExecutionStatus.RESUMING):
+                self._phase = ExecutionStatus.RUNNING  # a step runs again: the execution was resumed
             if step.started_at is None:
                 step.started_at = event.ts
             step.status = StepStatus.RUNNING

@@ -86,3 +86,17 @@ def test_pause_still_open_at_abort_ends_with_the_step() -> None:
     assert result.status.value == "aborted"
     assert result.pauses[0].resumed_at == T0 + 7_000
     assert result.paused_ms == 5_000
+
+
+def test_a_resume_marker_ends_an_execution_level_pause() -> None:
+    stream = (
+        Stream()
+        .status("running", 0)
+        .start(ROOT, 0)
+        .start("a", 1)
+        .status("paused", 2)
+        .add("step", 5, ref="a", status="running")
+    )
+    state = replay([node("a")], stream)
+    assert state.status.value == "running"
+    assert state.result().pauses[0].resumed_at == T0 + 5_000
