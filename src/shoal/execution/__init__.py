@@ -3,6 +3,7 @@ the toolkit. Every runtime implements ``Runtime`` (start / observe / wait / stop
 compiled ``Plan``; what it learns about steps comes from the init program's markers.
 """
 
+from shoal.execution._initgen import init_files
 from shoal.execution._local import (
     EventLog,
     LocalRuntime,
@@ -55,6 +56,7 @@ __all__ = [
     "execution_document",
     "find_busybox",
     "format_marker",
+    "init_files",
     "read_events",
     "record_failed_execution",
     "run_plan",

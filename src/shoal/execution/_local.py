@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from json.encoder import encode_basestring as _encode_str
 from pathlib import Path
 from typing import Any
 
+from shoal.execution._initgen import init_files
 from shoal.execution._logparse import MarkerParser
 from shoal.execution._runtime import ExecutionError, ExecutionHandle, ExecutionJob, ExecutionOutcome
 from shoal.execution._sandbox import (
@@ -871,8 +873,6 @@ class LocalRuntime:
         for container in plan.containers:
             container_mounts(ws, plan, container, run.artifacts)  # validates the volumes
         extra = write_files(ws, plan, run.artifacts)
-        from shoal.execution._initgen import init_files
-
         for rel, content in init_files(plan).items():
             target = ws.shoal / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -978,14 +978,15 @@ class LocalRuntime:
             run.parser = MarkerParser(run.log.next_seq)
         parser = run.parser
         read = stream.read
+        explain = _entrypoint_explainer(run.job.plan)
         while True:
             chunk = await read(1 << 16)
             if not chunk:
                 break
             parser.next_seq = run.log.next_seq
-            self._emit(run, parser.feed(chunk))
+            self._emit(run, explain(parser.feed(chunk)))
         parser.next_seq = run.log.next_seq
-        self._emit(run, parser.flush())
+        self._emit(run, explain(parser.flush()))
 
     async def _finalise_aborted(self, run: _Run, sandbox: Sandbox) -> None:
         """Close every unfinished stage from the init journal (``lib.sh finalize-aborted``)."""
@@ -1053,7 +1054,9 @@ class LocalRuntime:
         state = ExecutionState.for_plan(plan)
         for event in events:
             state.apply(event)
-        state.accept_gaps()  # the skipped log lines
+        state.accept_gaps()
+        # Log lines were skipped when reading (they change no status); they are consumed all the same.
+        state.last_seq = max(state.last_seq, last)
         next_seq = last + 1
         job = ExecutionJob(
             execution_id=eid,
@@ -1100,6 +1103,30 @@ def _batches(run: _Run, plan: Plan) -> list[tuple[list[Container], list[Mount]]]
         else:
             out.append(([container], mounts))
     return out
+
+
+def _entrypoint_explainer(plan: Plan) -> Callable[[list[ExecutionEvent]], list[ExecutionEvent]]:
+    """A `run` without `command` needs the image's entrypoint, which a local run cannot know (images
+    are not pulled): name the image and the field to set in that step's error."""
+    images: dict[str, str] = {}
+    for stage in plan.stages.values():
+        if stage.kind == "run" and not stage.command and stage.container is not None:
+            images[stage.ref] = plan.containers[stage.container].image
+    if not images:
+        return lambda events: events
+
+    def explain(events: list[ExecutionEvent]) -> list[ExecutionEvent]:
+        for i, event in enumerate(events):
+            if event.details and event.ref in images and event.type == "step":
+                image = images[event.ref]
+                details = (
+                    f"run: the image {image} would run its own entrypoint, which a local run cannot know "
+                    "(images are not pulled; steps run host tools): set run.command"
+                )
+                events[i] = dataclasses.replace(event, details=details)
+        return events
+
+    return explain
 
 
 def _describe_exit(code: int) -> str:

@@ -30,7 +30,7 @@ def test_steps_share_the_workspace_and_the_result_has_testkube_shape(tmp_path: P
     for step in list(steps.values())[:3]:
         assert step["queuedAt"] <= step["startedAt"] <= step["finishedAt"]
     lines = logs(events)
-    assert lines == ["out", "one", "tmp", "/testkube", "/.shoal", "boom"]
+    assert lines == ["out", "one", "tmp", "/.shoal", "/testkube", "boom"]
     doc = outcome.execution
     assert {"id", "name", "signature", "result", "output", "reports", "artifacts"} <= set(doc)
     assert doc["result"]["predictedStatus"] == "failed"
