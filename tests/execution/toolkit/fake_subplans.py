@@ -87,6 +87,8 @@ class ShellRunner:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DATA": str(data)}
             env.update({e.name: e.value or "" for e in stage.env})
             env.update(job.secrets)
+            if on_record is not None:
+                on_record("started", {"ref": stage.ref})
             proc = subprocess.Popen(
                 ["sh", "-c", stage.shell or ""],
                 cwd=data,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoal.execution._local import process_start_time
 from shoal.workflow._plan import EnvVar, Plan
 
 from ._context import SERVICE, ToolkitError, ToolkitRun
@@ -112,6 +113,11 @@ def supervise(directory: Path, runner: SubPlanRunner, env: Mapping[str, str]) ->
                 log.write(line + "\n")
                 log.flush()
 
+            def on_record(kind: str, value: dict[str, Any]) -> None:
+                del value
+                if kind == "started":  # the service's own process runs: probes may start
+                    _write_json(status_file, {"status": "running", "started": True, "restarts": attempt})
+
             while True:
                 _write_json(status_file, {"status": "running", "restarts": attempt})
                 # A restart is a fresh execution (its own id and workspace), as a restarted container is.
@@ -120,7 +126,7 @@ def supervise(directory: Path, runner: SubPlanRunner, env: Mapping[str, str]) ->
                 try:
                     if attempt:
                         runner.prepare(job)
-                    status = runner.run(job, on_line, cancel)
+                    status = runner.run(job, on_line, cancel, on_record)
                 except Exception as exc:  # recorded; the other instances go on
                     log.write(f"runtime error: {exc}\n")
                     status = "failed"
@@ -163,7 +169,7 @@ def spawn_supervisor(env: Mapping[str, str]) -> Launcher:
                 start_new_session=True,
                 close_fds=True,
             )
-        (directory / "pid").write_text(str(proc.pid))
+        _write_json(directory / "pid.json", {"pid": proc.pid, "start": process_start_time(proc.pid)})
 
     return launch
 
@@ -210,6 +216,9 @@ def _await_ready(run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str
         status = str(state.get("status"))
         return status if status not in ("queued", "running") else None
 
+    def started() -> bool:
+        return bool(_instance_state(directory, slot).get("started"))
+
     def pause(seconds: float) -> str | None:
         until = min(deadline, time.monotonic() + seconds)
         while time.monotonic() < until:
@@ -218,6 +227,19 @@ def _await_ready(run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str
                 return status
             time.sleep(POLL_S)
         return ended()
+
+    # Like a pod's probes, the clock starts when the service's process does, not when it is requested.
+    while not started():
+        status = ended()
+        if status is not None:
+            return (
+                (True, "finished")
+                if status == "passed"
+                else (False, f"exited ({status}) before it was ready")
+            )
+        if time.monotonic() >= deadline:
+            return False, f"not started after {timeout_s:g}s"
+        time.sleep(POLL_S)
 
     if not probe:
         grace = float(run.env.get("SHOAL_SERVICE_GRACE", DEFAULT_GRACE_S))
@@ -341,18 +363,32 @@ def _print_log(run: ToolkitRun, directory: Path, slot: Slot) -> None:
 # ------------------------------------------------------------------------------------------ stop
 
 
+def _supervisor_pid(directory: Path) -> int | None:
+    """The supervisor's pid if that process still runs (same pid *and* start time: pids are reused,
+    and a later container may live in another pid namespace)."""
+    info = _read_json(directory / "pid.json")
+    if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
+        return None
+    pid = int(info["pid"])
+    if info.get("start") is None or process_start_time(pid) != info.get("start"):
+        return None
+    return pid
+
+
 def _stop(run: ToolkitRun, directory: Path) -> None:
     """Ask the supervisor to stop every instance (TERM then KILL by the runtime) and wait for it."""
     (directory / "stop").write_text("")
-    pid_file = directory / "pid"
-    pid = int(pid_file.read_text()) if pid_file.exists() else None
+    pid = _supervisor_pid(directory)
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+    in_process = not (directory / "pid.json").exists()  # an in-process supervisor (tests, embedding)
     deadline = time.monotonic() + float(run.env.get("SHOAL_SERVICE_STOP_WAIT", STOP_WAIT_S))
     while not (directory / "done").exists() and time.monotonic() < deadline:
+        if not in_process and _supervisor_pid(directory) is None:
+            break  # gone (finished, killed, or in a pid namespace that no longer exists)
         time.sleep(POLL_S)
-    if not (directory / "done").exists() and pid is not None:
+    if not (directory / "done").exists() and pid is not None and _supervisor_pid(directory) == pid:
         run.log("services did not stop in time: killing them")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)

@@ -22,7 +22,8 @@ from ._context import ToolkitError, ToolkitRun
 from ._globs import walk_files
 
 LineSink = Callable[[str], None]
-# ("artifact" | "report", value): what a sub-plan saved into its own artifact directory.
+# ("artifact" | "report", value): what a sub-plan saved into its own artifact directory;
+# ("started", {"ref"}): one of its operations started running.
 RecordSink = Callable[[str, dict[str, Any]], None]
 
 
@@ -248,9 +249,14 @@ class LocalSubPlans:
         from shoal.execution._local import LocalRuntime, run_plan
         from shoal.execution._runtime import ExecutionJob
 
+        operations = {ref for ref, stage in job.plan.stages.items() if stage.kind != "group"}
+
         def on_event(event: Any) -> None:
             if event.type == "log" and event.line is not None:
                 on_line(event.line)
+            elif on_record is not None and event.type == "step" and event.status == "running":
+                if event.ref in operations:
+                    on_record("started", {"ref": event.ref})
             elif on_record is not None and event.type == "artifact" and event.artifact:
                 on_record("artifact", dict(event.artifact))
             elif on_record is not None and event.type == "report" and event.report:
