@@ -178,20 +178,20 @@ _sh_finalize() { # lib.sh finalize-aborted
 # ------------------------------------------------------------------------------------------------
 # Operations
 
-# Watchdog: after $1 s, notify pid $4 (0: none) with USR1, TERM process group $2, after $3 s more
-# KILL it. Killing the watchdog's own pid with TERM stops it and its sleep.
-_sh_wdog='trap "kill \$s 2>/dev/null; exit 0" TERM
-"$0" sleep "$1" & s=$!; wait "$s" || exit 0
+# Watchdog (own process group): after $1 s, notify pid $4 (0: none) with USR1, TERM process group
+# $2, after $3 s more KILL it. Stopped with KILL to its group (a TERM could be lost between fork
+# and exec, while the child still runs this shell's trap).
+_sh_wdog='"$0" sleep "$1"
 [ "$4" = 0 ] || kill -USR1 "$4"
 kill -TERM "-$2" 2>/dev/null || kill -TERM "$2" 2>/dev/null
-"$0" sleep "$3" & s=$!; wait "$s" || exit 0
+"$0" sleep "$3"
 kill -KILL "-$2" 2>/dev/null || kill -KILL "$2" 2>/dev/null'
 
 _sh_watch() { # delay-ms notify-pid: starts a watchdog on _sh_pid; its pid -> _sh_w
 	_sh_w=$1
 	[ "$_sh_w" -gt 0 ] || _sh_w=0
 	_sh_wf=$((_sh_w % 1000 + 1000))
-	"$_sh_bb" sh -c "$_sh_wdog" "$_sh_bb" "$((_sh_w / 1000)).${_sh_wf#1}" \
+	"$_sh_bb" setsid "$_sh_bb" sh -c "$_sh_wdog" "$_sh_bb" "$((_sh_w / 1000)).${_sh_wf#1}" \
 		"$_sh_pid" "$_sh_grace" "$2" </dev/null >/dev/null 2>&1 &
 	_sh_w=$!
 }
@@ -300,7 +300,7 @@ _sh_reap() { # after the operation's leader exited
 		kill -KILL "-$_sh_pid" 2>/dev/null || :
 	fi
 	for _sh_p in $_sh_wpid $_sh_gk; do
-		kill -TERM "$_sh_p" 2>/dev/null || :
+		kill -KILL "-$_sh_p" 2>/dev/null || kill -KILL "$_sh_p" 2>/dev/null || :
 		wait "$_sh_p" 2>/dev/null
 	done
 	if [ -n "$_sh_fpid" ]; then
