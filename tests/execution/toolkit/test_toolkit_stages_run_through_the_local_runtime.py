@@ -1,0 +1,86 @@
+"""End to end: compiled workflows whose toolkit stages (parallel, services, artifacts) run through the
+real local runtime and init program, sub-plans included."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoal.execution._local import LocalRuntime, run_plan
+from shoal.execution._runtime import ExecutionJob
+from shoal.workflow import compile_workflow
+from shoal.workflow._status import ExecutionEvent
+
+pytestmark = pytest.mark.slow
+
+
+def _run(tmp_path: Path, spec: dict[str, Any]) -> tuple[str, list[ExecutionEvent]]:
+    doc = {
+        "apiVersion": "testworkflows.testkube.io/v1",
+        "kind": "TestWorkflow",
+        "metadata": {"name": "e2e"},
+        "spec": spec,
+    }
+    events: list[ExecutionEvent] = []
+    outcome = run_plan(
+        ExecutionJob(execution_id="e2e", plan=compile_workflow(doc).plan),
+        runtime=LocalRuntime(home=tmp_path / "home"),
+        on_event=events.append,
+    )
+    return outcome.status, events
+
+
+def _lines(events: list[ExecutionEvent]) -> list[str]:
+    return [e.line for e in events if e.type == "log" and e.line is not None]
+
+
+def test_parallel_workers_and_junit_artifacts(tmp_path: Path) -> None:
+    spec = {
+        "steps": [
+            {
+                "name": "fan out",
+                "optional": True,  # worker 1 fails: the stage fails, the workflow goes on
+                "parallel": {"count": 2, "shell": "echo hello from {{ index }}; exit {{ index }}"},
+            },
+            {
+                "name": "report",
+                "shell": "mkdir -p /data/r && echo '<testsuite><testcase name=\"a\"/></testsuite>' > /data/r/j.xml",
+                "artifacts": {"workingDir": "/data/r", "paths": ["*.xml"]},
+            },
+        ]
+    }
+    status, events = _run(tmp_path, spec)
+    lines = _lines(events)
+    assert status == "passed", lines
+    assert "[worker 0] hello from 0" in lines and "[worker 1] hello from 1" in lines
+    assert "[worker 0] passed" in lines and "[worker 1] failed" in lines
+    assert "1/2 workers passed" in lines
+    assert [e for e in events if e.type == "artifact" and e.artifact and e.artifact["name"] == "j.xml"]
+    [report] = [e.report for e in events if e.type == "report"]
+    assert report is not None and report["summary"]["tests"] == 1
+
+
+def test_service_is_ready_for_the_steps_and_stopped_after(tmp_path: Path) -> None:
+    server = f"exec {sys.executable} -m http.server $SERVICE_PORT --bind 127.0.0.1"
+    spec = {
+        "services": {
+            "web": {
+                "shell": server,
+                "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+            }
+        },
+        "steps": [
+            {
+                "name": "use",
+                "shell": "p=$(cat $SHOAL_DIR/state/services/web/0/port); busybox wget -qO- http://127.0.0.1:$p/ | head -1",
+            }
+        ],
+    }
+    status, events = _run(tmp_path, spec)
+    lines = _lines(events)
+    assert status == "passed", lines
+    assert "<!DOCTYPE HTML>" in lines
+    assert any(line.startswith("Service web #0 stopped") for line in lines)
