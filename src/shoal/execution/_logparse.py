@@ -243,21 +243,21 @@ class MarkerParser:
             ts = self._ts
         if name == "start":
             self._push(ref)
-            return ExecutionEvent(seq=seq, ts=ts, type=kind, ref=ref, status="running")
+            return ExecutionEvent.unchecked(seq, ts, kind, ref=ref, status="running")
         if name == "end":
             status = value.get("status")
             if not isinstance(status, str):
                 return None
             self._pop(ref)
-            return ExecutionEvent(seq=seq, ts=ts, type=kind, ref=ref, status=status)
+            return ExecutionEvent.unchecked(seq, ts, kind, ref=ref, status=status)
         if name == "execution":
             code = value.get("code")
             details = value.get("details")
             iteration = value.get("iteration")
-            return ExecutionEvent(
-                seq=seq,
-                ts=ts,
-                type=kind,
+            return ExecutionEvent.unchecked(
+                seq,
+                ts,
+                kind,
                 ref=ref,
                 exit_code=code if isinstance(code, int) else None,
                 details=details if isinstance(details, str) else "",
@@ -267,17 +267,17 @@ class MarkerParser:
             number = value.get("n")
             if not isinstance(number, int):
                 return None
-            return ExecutionEvent(seq=seq, ts=ts, type=kind, ref=ref, iteration=number)
+            return ExecutionEvent.unchecked(seq, ts, kind, ref=ref, iteration=number)
         if name == "pause":
-            return ExecutionEvent(seq=seq, ts=ts, type=kind, ref=ref, status="paused")
+            return ExecutionEvent.unchecked(seq, ts, kind, ref=ref, status="paused")
         if name == "resume":
-            return ExecutionEvent(seq=seq, ts=ts, type=kind, ref=ref, status="running")
+            return ExecutionEvent.unchecked(seq, ts, kind, ref=ref, status="running")
         if name == "output":
-            return ExecutionEvent(seq=seq, ts=ts, type="output", ref=ref, outputs=dict(value))
+            return ExecutionEvent.unchecked(seq, ts, "output", ref=ref, outputs=dict(value))
         if name == "artifact":
-            return ExecutionEvent(seq=seq, ts=ts, type="artifact", ref=ref, artifact=dict(value))
+            return ExecutionEvent.unchecked(seq, ts, "artifact", ref=ref, artifact=dict(value))
         if name == "report":
-            return ExecutionEvent(seq=seq, ts=ts, type="report", ref=ref, report=dict(value))
+            return ExecutionEvent.unchecked(seq, ts, "report", ref=ref, report=dict(value))
         return None
 
     def _push(self, ref: str) -> None:

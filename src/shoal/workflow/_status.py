@@ -179,6 +179,14 @@ class ExecutionEvent:
         state["line"] = line
         return event
 
+    @classmethod
+    def unchecked(cls, seq: int, ts: int, type: EventType, **payload: Any) -> ExecutionEvent:
+        """An event built without ``__init__`` or validation, for producers whose fields are known good
+        (the marker parser); equal to the one ``__init__`` would build."""
+        event = _new_event(cls)
+        event.__dict__.update(payload, seq=seq, ts=ts, type=type)
+        return event
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; fields left at None are omitted."""
         out: dict[str, Any] = {"seq": self.seq, "ts": self.ts, "type": self.type}
@@ -553,7 +561,6 @@ class ExecutionState:
         self._termination: ExecutionStatus | None = None  # aborted/canceled, once terminated
         self._fatal = False
         self._pauses: list[Pause] = []
-        self._latest_ts: int | None = None
         self.outputs: dict[str, dict[str, Any]] = {}
         self.artifacts: list[Artifact] = []
         self.reports: list[Report] = []
@@ -611,7 +618,6 @@ class ExecutionState:
 
     def _apply_now(self, event: ExecutionEvent) -> ApplyOutcome:
         self.last_seq = event.seq
-        self._see(event.ts)
         kind = event.type
         if kind == "log":
             self.log_lines += 1
@@ -648,10 +654,6 @@ class ExecutionState:
             return ApplyOutcome.APPLIED
         self.ignored += 1
         return ApplyOutcome.IGNORED
-
-    def _see(self, ts: int) -> None:
-        if self._latest_ts is None or ts > self._latest_ts:
-            self._latest_ts = ts
 
     # ------------------------------------------------------------------ step transitions
 
@@ -786,7 +788,6 @@ class ExecutionState:
         """
         if self._finished_at is not None:
             return
-        self._see(ts)
         self._mark_started(ts)
         init = self._init
         init.error_message = message or init.error_message or FATAL_WITHOUT_DETAILS
@@ -857,7 +858,6 @@ class ExecutionState:
         """Pause the execution: every running leaf step becomes paused (a pause interval opens)."""
         if self._finished_at is not None:
             return
-        self._see(ts)
         for ref in self._known_refs():
             node = self.tree.nodes.get(ref)
             step = self._steps.get(ref)
@@ -872,7 +872,6 @@ class ExecutionState:
         """Resume a paused execution: paused steps run again and their pause intervals close."""
         if self._finished_at is not None:
             return
-        self._see(ts)
         for ref, step in self._steps.items():
             if step.status is StepStatus.PAUSED:
                 step.status = StepStatus.RUNNING
@@ -890,7 +889,6 @@ class ExecutionState:
         """
         if self._finished_at is not None:
             return
-        self._see(ts)
         self._mark_started(ts)
         code = ExecutionStatus.CANCELED if canceled else ExecutionStatus.ABORTED
         self._terminate(ts, code, reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shoal.workflow._status import ExecutionEvent
 from tests.execution.logparse.parse_helpers import CLOCK_MS, lines, marker, parse
 
 
@@ -98,3 +99,10 @@ def test_the_initialization_ref_gives_initialization_events() -> None:
 def test_markers_with_crlf_are_still_markers() -> None:
     events = parse([marker("a", "start", ts=1).replace(b"\n", b"\r\n") + b"x\r\n"])
     assert [(e.type, e.status, e.line) for e in events] == [("step", "running", None), ("log", None, "x")]
+
+
+def test_parsed_events_equal_validated_ones() -> None:
+    stream = marker("a", "start", ts=1) + b"x\n" + marker("a", "execution", code=1, details="d", iteration=1)
+    stream += marker("a", "output", k="v") + marker("a", "end", ts=2, status="failed")
+    for event in parse([stream]):
+        assert ExecutionEvent.from_dict(event.to_dict()) == event
