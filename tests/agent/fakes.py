@@ -29,8 +29,13 @@ class _Run:
 
 class ScriptedRuntime:
     def __init__(
-        self, lines: int = 3, gate: asyncio.Event | None = None, artifacts_root: Path | None = None
+        self,
+        lines: int = 3,
+        gate: asyncio.Event | None = None,
+        artifacts_root: Path | None = None,
+        fail_steps: frozenset[str] = frozenset(),
     ) -> None:
+        self.fail_steps = fail_steps
         self.lines = lines
         self.gate = gate
         self.artifacts_root = artifacts_root
@@ -63,7 +68,7 @@ class ScriptedRuntime:
                 self._emit(run, "log", ref=node.ref, line=f"{node.name} line {i}")
                 if i % 1000 == 0:
                     await asyncio.sleep(0)
-            status = "failed" if node.name.startswith("fail") else "passed"
+            status = "failed" if node.name.startswith("fail") or node.name in self.fail_steps else "passed"
             failed = failed or status == "failed"
             self._emit(run, "step", ref=node.ref, status=status, exit_code=1 if status == "failed" else 0)
         self._emit(run, "status", status="failed" if failed else "passed")
@@ -95,11 +100,17 @@ class ScriptedRuntime:
         await run.done.wait()
         state = ExecutionState.for_plan(run.job.plan)
         state.apply_all(run.events)
-        execution = {
+        execution: dict[str, Any] = {
             "id": handle.execution_id,
             "result": state.result().to_dict(),
             "artifacts": [],
         }
+        if self.artifacts_root is not None:
+            where = self.artifacts_root / handle.execution_id
+            where.mkdir(parents=True, exist_ok=True)
+            (where / "report.txt").write_text(f"report of {handle.execution_id}\n")
+            execution["artifactsDir"] = str(where)
+            execution["artifacts"] = [{"name": "report.txt", "size": (where / "report.txt").stat().st_size}]
         return ExecutionOutcome(state.status.value, execution)
 
     async def stop(self, handle: ExecutionHandle, *, grace: float = 5.0) -> None:

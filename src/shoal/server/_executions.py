@@ -529,6 +529,8 @@ class ExecutionService:
             self._spawn(self._after_finish(ex))
 
     async def _after_finish(self, ex: Execution) -> None:
+        fresh = await self.store.get_execution(ex.id)
+        await self.store.record_facts(fresh, failed_steps(fresh.signature or [], fresh.result or {}))
         await self.compact(ex.id)
         await self.request_schedule(ex.env_id)
 
@@ -732,6 +734,28 @@ class ExecutionService:
             "tags": ex.tags or {},
             "queueReason": ex.queue_reason,
         }
+
+
+def failed_steps(
+    signature: Sequence[Mapping[str, Any]], result: Mapping[str, Any]
+) -> list[tuple[str, str, str]]:
+    """(ref, name, status) of every signature node that did not pass or get skipped."""
+    steps = result.get("steps") or {}
+    out: list[tuple[str, str, str]] = []
+    stack = list(signature)
+    while stack:
+        node = stack.pop(0)
+        status = str((steps.get(node.get("ref")) or {}).get("status") or "")
+        if status in ("failed", "timeout", "aborted", "canceled"):
+            out.append(
+                (
+                    str(node.get("ref")),
+                    str(node.get("name") or node.get("category") or node.get("ref")),
+                    status,
+                )
+            )
+        stack.extend(node.get("children") or [])
+    return out
 
 
 def events_key(execution_id: str) -> str:

@@ -24,6 +24,7 @@ class ServerSettings:
     agent_timeout_s: float = field(default_factory=lambda: _float("SHOAL_AGENT_TIMEOUT_S", 15.0))
     agent_grace_s: float = field(default_factory=lambda: _float("SHOAL_AGENT_GRACE_S", 60.0))
     sweep_interval_s: float = field(default_factory=lambda: _float("SHOAL_SWEEP_S", 2.0))
+    prune_interval_s: float = field(default_factory=lambda: _float("SHOAL_PRUNE_INTERVAL_S", 300.0))
     public_url: str = field(default_factory=lambda: os.environ.get("SHOAL_PUBLIC_URL", ""))
     print_admin_token: bool = True
 

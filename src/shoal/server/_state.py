@@ -12,6 +12,7 @@ from pathlib import Path
 from shoal.server._bus import LocalBus, PostgresBus, asyncpg_dsn
 from shoal.server._executions import ExecutionService
 from shoal.server._hub import AgentHub
+from shoal.server._retention import Retention
 from shoal.server._sealing import Sealer
 from shoal.server._settings import ServerSettings
 from shoal.store import BlobStore, Organization, Store, blob_store_from_env
@@ -31,6 +32,7 @@ class ServerState:
     hub: AgentHub
     sealer: Sealer
     executions: ExecutionService
+    retention: Retention
     organization: Organization
     admin_token: str | None = None  # only when this start created it
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -49,8 +51,10 @@ class ServerState:
         executions = ExecutionService(
             store, blobs, hub, bus, sealer, organization=org.name, dashboard_url=settings.public_url
         )
-        state = cls(settings, store, blobs, bus, hub, sealer, executions, org, admin_token)
+        retention = Retention(store, blobs)
+        state = cls(settings, store, blobs, bus, hub, sealer, executions, retention, org, admin_token)
         state.tasks.append(asyncio.create_task(state._sweeper(), name="shoal-sweeper"))
+        state.tasks.append(asyncio.create_task(state._pruner(), name="shoal-pruner"))
         return state
 
     async def _sweeper(self) -> None:
@@ -60,6 +64,14 @@ class ServerState:
                 await self.executions.sweep(self.settings.agent_timeout_s, self.settings.agent_grace_s)
             except Exception:  # keep sweeping; one failed pass is logged, the next one retries
                 log.exception("sweep failed")
+
+    async def _pruner(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.prune_interval_s)
+            try:
+                await self.retention.prune_once()
+            except Exception:  # the next pass retries; retention never blocks the rest
+                log.exception("retention pass failed")
 
     async def stop(self) -> None:
         for task in self.tasks:

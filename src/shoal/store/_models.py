@@ -171,3 +171,38 @@ class Artifact(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     blob_key: Mapped[str] = mapped_column(String(1200))
     created_at: Mapped[datetime]
+
+
+class ExecutionFact(Base):
+    """One narrow row per finished execution: what aggregation reads. Retention of executions (with their
+    logs and artifacts) does not touch it, so figures over a window stay exact after pruning."""
+
+    __tablename__ = "execution_facts"
+    __table_args__ = (Index("ix_facts_env_workflow_time", "env_id", "workflow_name", "scheduled_at"),)
+    execution_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    workflow_name: Mapped[str] = mapped_column(String(253))
+    number: Mapped[int] = mapped_column(BigInteger)
+    group_id: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16))
+    agent_name: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    agent_labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    scheduled_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class StepFact(Base):
+    """A step that did not pass in a finished execution (for "which step fails most, and where")."""
+
+    __tablename__ = "step_facts"
+    __table_args__ = (Index("ix_step_facts_env_workflow_time", "env_id", "workflow_name", "scheduled_at"),)
+    execution_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    workflow_name: Mapped[str] = mapped_column(String(253))
+    name: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16))
+    agent_name: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    agent_labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    scheduled_at: Mapped[datetime]

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shoal.store._db import create_engine, database_url, is_sqlite, migrate, shoal_home
 from shoal.store._errors import Conflict, NotFound, StoreError
+from shoal.store._metrics import MetricsQuery, workflow_metrics
 from shoal.store._models import (
     Agent,
     Artifact,
     Environment,
     Execution,
     ExecutionEvent,
+    ExecutionFact,
     Organization,
     Resource,
+    StepFact,
     Token,
     WorkflowCounter,
 )
@@ -177,6 +180,10 @@ class Store:
             )
             return list(rows.scalars())
 
+    async def all_environments(self) -> list[Environment]:
+        async with self.session() as s:
+            return list((await s.execute(select(Environment).order_by(Environment.name))).scalars())
+
     async def update_environment(
         self, env_id: str, *, retain_days: int | object | None = ..., retain_count: int | object | None = ...
     ) -> Environment:
@@ -203,7 +210,7 @@ class Store:
                     await s.execute(delete(ExecutionEvent).where(ExecutionEvent.execution_id.in_(chunk)))
                     await s.execute(delete(Artifact).where(Artifact.execution_id.in_(chunk)))
             await s.execute(delete(Execution).where(Execution.env_id == env_id))
-            for table in (Agent, Resource, WorkflowCounter, Token):
+            for table in (Agent, Resource, WorkflowCounter, Token, ExecutionFact, StepFact):
                 await s.execute(delete(table).where(table.env_id == env_id))
             await s.execute(delete(Environment).where(Environment.id == env_id))
         return ids
@@ -731,6 +738,79 @@ class Store:
         if art is None:
             raise NotFound(f"artifact {name!r} not found")
         return art
+
+    # ------------------------------------------------------------------ facts, metrics, retention
+
+    async def record_facts(self, ex: Execution, failed_steps: Sequence[tuple[str, str, str]]) -> None:
+        """Write the aggregation facts of a finished execution (idempotent)."""
+        values = {
+            "execution_id": ex.id,
+            "env_id": ex.env_id,
+            "workflow_name": ex.workflow_name,
+            "number": ex.number,
+            "group_id": ex.group_id,
+            "status": ex.status,
+            "agent_name": ex.agent_name,
+            "agent_labels": ex.agent_labels or {},
+            "scheduled_at": ex.scheduled_at,
+            "finished_at": ex.finished_at or now(),
+            "duration_ms": ex.duration_ms,
+        }
+        async with self.session() as s:
+            await s.execute(self._insert(ExecutionFact).values(values).on_conflict_do_nothing())
+            rows = [
+                {
+                    "execution_id": ex.id,
+                    "ref": ref,
+                    "env_id": ex.env_id,
+                    "workflow_name": ex.workflow_name,
+                    "name": name[:512],
+                    "status": status,
+                    "agent_name": ex.agent_name,
+                    "agent_labels": ex.agent_labels or {},
+                    "scheduled_at": ex.scheduled_at,
+                }
+                for ref, name, status in failed_steps
+            ]
+            if rows:
+                await s.execute(self._insert(StepFact).values(rows).on_conflict_do_nothing())
+
+    async def metrics(
+        self, env_id: str, workflow: str, since: datetime, by: str | None = None
+    ) -> dict[str, Any]:
+        async with self.sessions() as s:
+            return await workflow_metrics(s, MetricsQuery(env_id, workflow, since, by))
+
+    async def prunable_executions(
+        self, env_id: str, workflow: str, retain_days: int | None, retain_count: int | None, limit: int = 200
+    ) -> list[str]:
+        """Finished executions of a workflow that fall outside "the newest N" or "younger than D days"."""
+        finished = [
+            Execution.env_id == env_id,
+            Execution.workflow_name == workflow,
+            Execution.status.in_(TERMINAL_STATUSES),
+        ]
+        ids: list[str] = []
+        async with self.session() as s:
+            if retain_days is not None:
+                cutoff = now() - timedelta(days=retain_days)
+                q = select(Execution.id).where(*finished, Execution.scheduled_at < cutoff).limit(limit)
+                ids += list((await s.execute(q)).scalars())
+            if retain_count is not None and len(ids) < limit:
+                q = (
+                    select(Execution.id)
+                    .where(*finished)
+                    .order_by(Execution.scheduled_at.desc(), Execution.id.desc())
+                    .offset(retain_count)
+                    .limit(limit)
+                )
+                ids += [i for i in (await s.execute(q)).scalars() if i not in ids]
+        return ids[:limit]
+
+    async def workflows_with_executions(self, env_id: str) -> list[str]:
+        async with self.session() as s:
+            q = select(Execution.workflow_name).where(Execution.env_id == env_id).distinct()
+            return sorted((await s.execute(q)).scalars())
 
 
 def _aware(ts: datetime) -> datetime:
