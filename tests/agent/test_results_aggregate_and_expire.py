@@ -32,8 +32,7 @@ async def test_summary_by_cluster_lists_latest_status_pass_rate_and_failing_step
     for _ in range(2):
         created = await call(client.run, "smoke", replicate=["cluster"])
         ids += [e["id"] for e in created]
-        round_ids = list(ids)
-        await eventually(lambda: finished(client, round_ids), what="the round of runs")
+        await eventually(lambda ids=list(ids): finished(client, ids), what="the round of runs")
     await eventually(
         lambda: (
             client._json("GET", "/v1/test-workflows/smoke/metrics", params={"by": "cluster"})["totals"][
