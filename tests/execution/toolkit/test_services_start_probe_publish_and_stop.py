@@ -5,6 +5,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from shoal.execution._toolkit._probes import free_port
 from shoal.execution._toolkit._services import run_services_start, run_services_stop, supervise
 from shoal.workflow._plan import Plan, Stage
@@ -12,7 +14,7 @@ from tests.execution.toolkit.fake_subplans import ScriptInstances, ShellRunner
 from tests.execution.toolkit.toolkit_helpers import Execution, Result, parse_markers
 
 FAST = {"SHOAL_SERVICE_GRACE": "0.3", "SHOAL_SERVICE_STOP_WAIT": "10"}
-HTTP_SERVER = f"exec {sys.executable} -m http.server $SERVICE_PORT --bind 127.0.0.1"
+HTTP_SERVER = f"exec {sys.executable} -m http.server $SERVICE_PORT --bind $SERVICE_IP"
 
 
 def services_plan(services: dict[str, Any], stop: dict[str, Any] | None = None) -> Plan:
@@ -69,22 +71,23 @@ def test_http_probe_waits_then_publishes_ip_and_port(execution: Execution) -> No
     started = h.start()
     assert started.code == 0, started.output
     [marker] = started.named("service")
-    assert marker["status"] == "ready" and marker["ip"] == "127.0.0.1"
+    assert marker["status"] == "ready"
+    assert marker["ip"].startswith("127.") and marker["ip"] != "127.0.0.1"
     published = execution.shoal_dir / "state" / "services" / "web" / "0"
-    assert (published / "ip").read_text() == "127.0.0.1"
+    assert (published / "ip").read_text() == marker["ip"]
     assert int((published / "port").read_text()) == marker["port"]
     stopped = h.stop()
     assert stopped.code == 0, stopped.output
     assert stopped.named("artifact") == []  # logs are not kept by default
 
 
-def test_instances_get_distinct_ports(execution: Execution) -> None:
+def test_instances_get_distinct_addresses(execution: Execution) -> None:
     probe = {"tcpSocket": {"port": "service"}, "periodSeconds": 0.05, "failureThreshold": 200}
     h = Harness(execution, {"db": {"readinessProbe": probe}}, {"db": [(HTTP_SERVER, {}), (HTTP_SERVER, {})]})
     started = h.start()
     assert started.code == 0, started.output
-    ports = {m["index"]: m["port"] for m in started.named("service")}
-    assert len(ports) == 2 and ports[0] != ports[1]
+    ips = {m["index"]: m["ip"] for m in started.named("service")}
+    assert len(ips) == 2 and ips[0] != ips[1]
     assert h.stop().code == 0
 
 
@@ -180,3 +183,15 @@ def test_logs_condition_of_the_stop_stage_decides(execution: Execution) -> None:
     assert h.start().code == 0
     stopped = h.stop()
     assert [a["name"] for a in stopped.named("artifact")] == ["logs/services/s-0.log"]
+
+
+def test_a_service_on_its_usual_port_is_reached_at_its_own_address(execution: Execution) -> None:
+    usual = free_port()  # stands for nginx's 80: fixed, all interfaces
+    server = f"exec {sys.executable} -m http.server {usual}"
+    probe = {"tcpSocket": {"port": usual}, "periodSeconds": 0.05, "failureThreshold": 200}
+    h = Harness(execution, {"nginx": {"readinessProbe": probe}}, {"nginx": [(server, {})]})
+    started = h.start()
+    assert started.code == 0, started.output
+    ip = started.named("service")[0]["ip"]
+    assert httpx.get(f"http://{ip}:{usual}/").status_code == 200
+    assert h.stop().code == 0

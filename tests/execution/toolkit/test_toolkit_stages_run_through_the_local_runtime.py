@@ -64,7 +64,7 @@ def test_parallel_workers_and_junit_artifacts(tmp_path: Path) -> None:
 
 
 def test_service_is_ready_for_the_steps_and_stopped_after(tmp_path: Path) -> None:
-    server = f"exec {sys.executable} -m http.server $SERVICE_PORT --bind 127.0.0.1"
+    server = f"exec {sys.executable} -m http.server $SERVICE_PORT --bind $SERVICE_IP"
     spec = {
         "services": {
             "web": {
@@ -75,7 +75,7 @@ def test_service_is_ready_for_the_steps_and_stopped_after(tmp_path: Path) -> Non
         "steps": [
             {
                 "name": "use",
-                "shell": "p=$(cat $SHOAL_DIR/state/services/web/0/port); busybox wget -qO- http://127.0.0.1:$p/ | head -1",
+                "shell": "d=$SHOAL_DIR/state/services/web/0; busybox wget -qO- http://$(cat $d/ip):$(cat $d/port)/ | head -1",
             }
         ],
     }

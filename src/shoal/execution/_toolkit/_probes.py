@@ -1,11 +1,13 @@
 """Readiness probes of services (Kubernetes Probe shape): ``exec``, ``httpGet``, ``tcpSocket``.
 
-Locally every service instance listens on 127.0.0.1 and the port the toolkit gave it
-(``SERVICE_PORT``); a probe port that is a name rather than a number means that port.
+Locally every service instance has its own loopback address (``SERVICE_IP``, in 127.0.0.0/8) and a
+free port (``SERVICE_PORT``); probes go to that address, and a probe port that is a name rather than a
+number means that port.
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import subprocess
 from collections.abc import Mapping
@@ -41,7 +43,11 @@ def probe_port(value: Any, service_port: int) -> int:
 
 
 def run_probe(
-    probe: Mapping[str, Any], service_port: int, env: Mapping[str, str], cwd: Path
+    probe: Mapping[str, Any],
+    service_port: int,
+    env: Mapping[str, str],
+    cwd: Path,
+    service_ip: str = "127.0.0.1",
 ) -> tuple[bool, str]:
     """One attempt: ``(ready, why-not)``."""
     timing = ProbeTiming.of(probe)
@@ -68,7 +74,7 @@ def run_probe(
         spec = probe["httpGet"] or {}
         port = probe_port(spec.get("port"), service_port)
         scheme = str(spec.get("scheme") or "HTTP").lower()
-        host = str(spec.get("host") or "127.0.0.1")
+        host = str(spec.get("host") or service_ip)
         path = str(spec.get("path") or "/")
         headers = {str(h["name"]): str(h["value"]) for h in spec.get("httpHeaders") or []}
         url = f"{scheme}://{host}:{port}{path if path.startswith('/') else '/' + path}"
@@ -80,7 +86,7 @@ def run_probe(
     if "tcpSocket" in probe:
         spec = probe["tcpSocket"] or {}
         port = probe_port(spec.get("port"), service_port)
-        host = str(spec.get("host") or "127.0.0.1")
+        host = str(spec.get("host") or service_ip)
         try:
             with socket.create_connection((host, port), timeout=timing.timeout_s):
                 return True, ""
@@ -89,8 +95,17 @@ def run_probe(
     return False, "probe has none of exec, httpGet, tcpSocket"
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (the service binds it shortly after)."""
+def loopback_ip(seed: str, index: int) -> str:
+    """A loopback address of its own for instance ``index`` of a service (``seed``: execution, stage,
+    name), so that instances can all use a service's usual port without colliding."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    second = digest[0] % 254 + 1  # never 127.0.x.x, the usual one
+    third = (digest[1] + index // 254) % 256
+    return f"127.{second}.{third}.{index % 254 + 1}"
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now at ``ip`` (the service binds it shortly after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((ip, 0))
         return int(s.getsockname()[1])

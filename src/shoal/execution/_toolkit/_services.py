@@ -6,9 +6,11 @@ outlives ``services-start``: a detached process (``python -m shoal.execution._to
 ``$SHOAL_DIR/state/supervisors/<start ref>/``. It stops everything on SIGTERM, on a ``stop`` file,
 or when the execution is over (``$SHOAL_WORKSPACE/execution.json`` exists).
 
-Each instance gets a free port, passed as ``SERVICE_PORT`` in its environment: a service binds
-``127.0.0.1:$SERVICE_PORT``. Once ready, ``services.<name>.<index>.ip`` (``127.0.0.1``) and ``.port``
-are published as files ``$SHOAL_DIR/state/services/<name>/<index>/{ip,port,description}`` (and in
+Each instance gets a loopback address of its own (``SERVICE_IP``, in 127.0.0.0/8) and a free port on it
+(``SERVICE_PORT``) in its environment. A service listening on its usual port on all interfaces is
+reached at ``SERVICE_IP:<usual port>`` (so ``http://{{ services.web.0.ip }}/`` works as in a cluster
+when one instance listens); several instances should bind ``$SERVICE_IP`` (or ``$SERVICE_PORT``).
+Once ready, ``services.<name>.<index>.ip`` and ``.port`` are published as files ``$SHOAL_DIR/state/services/<name>/<index>/{ip,port,description}`` (and in
 ``$SHOAL_DIR/state/services.json``) for later steps.
 """
 
@@ -33,7 +35,7 @@ from shoal.workflow._plan import EnvVar, Plan
 
 from ._context import SERVICE, ToolkitError, ToolkitRun
 from ._git import parse_duration
-from ._probes import ProbeTiming, free_port, run_probe
+from ._probes import ProbeTiming, free_port, loopback_ip, run_probe
 from ._subplans import (
     InstanceSource,
     SubJob,
@@ -45,7 +47,6 @@ from ._subplans import (
     transfer_into,
 )
 
-SERVICE_IP = "127.0.0.1"
 DEFAULT_GRACE_S = 3.0  # no probe: alive this long after start counts as ready (SHOAL_SERVICE_GRACE)
 DEFAULT_TIMEOUT_S = 600.0
 STOP_WAIT_S = 30.0
@@ -79,6 +80,7 @@ class Slot:
 
     name: str
     index: int
+    ip: str
     port: int
     execution_id: str
     workspace: str
@@ -177,10 +179,11 @@ def spawn_supervisor(env: Mapping[str, str]) -> Launcher:
 # ------------------------------------------------------------------------------------------ start
 
 
-def _with_port(plan: Plan, port: int) -> Plan:
+def _with_address(plan: Plan, ip: str, port: int) -> Plan:
     for stage in plan.stages.values():
-        if stage.kind not in ("group",):
-            stage.env = [e for e in stage.env if e.name != "SERVICE_PORT"]
+        if stage.kind != "group":
+            stage.env = [e for e in stage.env if e.name not in ("SERVICE_IP", "SERVICE_PORT")]
+            stage.env.append(EnvVar(name="SERVICE_IP", value=ip))
             stage.env.append(EnvVar(name="SERVICE_PORT", value=str(port)))
     return plan
 
@@ -188,7 +191,7 @@ def _with_port(plan: Plan, port: int) -> Plan:
 def _publish(run: ToolkitRun, slot: Slot) -> None:
     base = run.state_dir / "services" / slot.name / str(slot.index)
     base.mkdir(parents=True, exist_ok=True)
-    (base / "ip").write_text(SERVICE_IP)
+    (base / "ip").write_text(slot.ip)
     (base / "port").write_text(str(slot.port))
     (base / "description").write_text(slot.description)
     index_file = run.state_dir / "services.json"
@@ -196,7 +199,7 @@ def _publish(run: ToolkitRun, slot: Slot) -> None:
     entries = data.setdefault(slot.name, [])
     while len(entries) <= slot.index:
         entries.append(None)
-    entries[slot.index] = {"ip": SERVICE_IP, "port": slot.port, "description": slot.description}
+    entries[slot.index] = {"ip": slot.ip, "port": slot.port, "description": slot.description}
     _write_json(index_file, data)
 
 
@@ -209,7 +212,7 @@ def _await_ready(run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str
     timeout_s = parse_duration(spec.get("timeout"), DEFAULT_TIMEOUT_S)
     deadline = time.monotonic() + timeout_s
     probe = spec.get("readinessProbe")
-    env = {**run.env, "SERVICE_PORT": str(slot.port)}
+    env = {**run.env, "SERVICE_IP": slot.ip, "SERVICE_PORT": str(slot.port)}
 
     def ended() -> str | None:
         state = _instance_state(directory, slot)
@@ -256,7 +259,7 @@ def _await_ready(run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str
             return False, f"exited ({status}) before it was ready"
         if time.monotonic() >= deadline:
             return False, f"not ready after {timeout_s:g}s: {why}"
-        ok, why = run_probe(probe, slot.port, env, Path(slot.data))
+        ok, why = run_probe(probe, slot.port, env, Path(slot.data), slot.ip)
         if ok:
             return True, ""
         failures += 1
@@ -284,17 +287,19 @@ def run_services_start(
     items: list[dict[str, Any]] = []
     for name in services:
         for inst in source.services(run, name):
-            port = free_port()
+            ip = loopback_ip(f"{run.env.get('SHOAL_EXECUTION_ID', '')}/{run.ref}/{name}", inst.index)
+            port = free_port(ip)
             slot = Slot(
                 name=name,
                 index=inst.index,
+                ip=ip,
                 port=port,
                 execution_id=sub_execution_id(run, f"{name}-", inst.index),
                 workspace=str(root / f"{run.ref}-{name}-{inst.index}"),
                 data="",
                 description=inst.description,
             )
-            job = SubJob(slot.execution_id, _with_port(inst.plan, port), Path(slot.workspace))
+            job = SubJob(slot.execution_id, _with_address(inst.plan, ip, port), Path(slot.workspace))
             mounts = runner.prepare(job)
             slot.data = str(mounts.host("/data"))
             transfer_into(run, inst.spec, mounts, f"{name} #{inst.index}:")
@@ -306,7 +311,7 @@ def run_services_start(
                     "restartPolicy": inst.spec.get("restartPolicy") or "Never",
                 }
             )
-            run.log(f"Starting service {name} #{inst.index} on {SERVICE_IP}:{port}")
+            run.log(f"Starting service {name} #{inst.index} on {ip} (SERVICE_PORT {port})")
     _write_json(
         directory / "instances.json",
         {"instances": items, "secret_names": sorted(secrets_for(run))},
@@ -318,13 +323,13 @@ def run_services_start(
     for (slot, _spec), (ok, why) in zip(slots, results, strict=True):
         if ok:
             _publish(run, slot)
-            run.log(f"Service {slot.name} #{slot.index} is ready at {SERVICE_IP}:{slot.port}")
+            run.log(f"Service {slot.name} #{slot.index} is ready at {slot.ip}")
             run.emit(
                 SERVICE,
                 {
                     "name": slot.name,
                     "index": slot.index,
-                    "ip": SERVICE_IP,
+                    "ip": slot.ip,
                     "port": slot.port,
                     "status": "ready",
                 },
@@ -338,7 +343,7 @@ def run_services_start(
                 {
                     "name": slot.name,
                     "index": slot.index,
-                    "ip": SERVICE_IP,
+                    "ip": slot.ip,
                     "port": slot.port,
                     "status": "failed",
                 },
@@ -433,7 +438,7 @@ def run_services_stop(run: ToolkitRun) -> int:
             run.log(f"Service {slot.name} #{slot.index} stopped")
         run.emit(
             SERVICE,
-            {"name": slot.name, "index": slot.index, "ip": SERVICE_IP, "port": slot.port, "status": final},
+            {"name": slot.name, "index": slot.index, "ip": slot.ip, "port": slot.port, "status": final},
         )
         # Service logs are not kept unless the `logs` condition says so.
         if condition_holds(logs.get(slot.name) or "never", final):
