@@ -9,8 +9,9 @@ operations into containers. What is only known at run time stays as expression t
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from shoal.workflow._context import ExecutionContext
 from shoal.workflow._errors import Problem, WorkflowError
 from shoal.workflow._expressions import Expression, compile_expression, to_string
 from shoal.workflow._fields import FieldWalker, Where, is_config_schema
-from shoal.workflow._merge import dedupe_env, merge_container, merge_pod
+from shoal.workflow._merge import merge_container, merge_pod
 from shoal.workflow._origins import Locatable, Locator, Origins
 from shoal.workflow._plan import (
     Action,
@@ -229,7 +230,7 @@ class _Compilation:
         TemplateApplier(self.templates, self.origins, self.locator).apply_spec(spec)
         self.config = self._config(spec)
         self._tags_and_scope(spec)
-        _SpecResolver(self).walk(spec, Where(spec, (), ("spec",), _State()))
+        _SpecResolver(self).walk(spec, Where(spec, (), "spec", _State()))
         self._raise_problems()
         return spec
 
@@ -443,7 +444,7 @@ class _SpecResolver(FieldWalker):
             expr = scope.resolve(compile_cached(value, False), value)
             if expr.is_static():
                 result = expr.value()
-                if where.path and where.path[-1] in ("condition", "until", "logs"):
+                if where.key in ("condition", "until", "logs"):
                     return expr.source()
                 return result
             scope.check_residual(expr, value)
@@ -480,9 +481,7 @@ class _SpecResolver(FieldWalker):
 
 
 def _last(where: Where) -> str:
-    from shoal.workflow._origins import format_path
-
-    return format_path(where.path) or "value"
+    return str(where.key) if where.key is not None else "value"
 
 
 def _pure_island(text: str) -> str | None:
@@ -620,12 +619,27 @@ class _TreeBuilder:
         self.files: list[Data] = []
         self.ids: set[str] = set()
         self.pod = spec.get("pod") or {}
+        # the operations of a step in the preset order (§4.1), each keyed by the field that enables it
+        self._operations: tuple[tuple[str, Any], ...] = (
+            ("delay", self._delay),
+            ("content", self._git),
+            ("content", self._tarball),
+            ("services", self._services_start),
+            ("setup", lambda step, container, path: self._nested(step, "setup", container, path)),
+            ("run", self._run),
+            ("shell", self._shell),
+            ("execute", self._execute),
+            ("parallel", self._parallel),
+            ("steps", lambda step, container, path: self._nested(step, "steps", container, path)),
+            ("services", self._services_stop),
+            ("artifacts", self._artifacts),
+        )
 
     def ref(self, path: str) -> str:
         salt = 0
         while True:
-            digest = hashlib.blake2b(f"{self.comp.name}\x00{path}\x00{salt}".encode(), digest_size=8).digest()
-            ref = "r" + _base36(int.from_bytes(digest, "big"))[:6].rjust(6, "0")
+            digest = zlib.crc32(f"{self.comp.name}\x00{path}\x00{salt}".encode())
+            ref = "r" + _base36(digest % _BASE36_6)
             if ref not in self.refs:
                 self.refs.add(ref)
                 return ref
@@ -700,23 +714,12 @@ class _TreeBuilder:
         custom_text = "" if custom is None or custom == "" else _condition_text(custom)
         group.condition = "true" if custom_text else "passed"
 
-        ops: list[_Node | None] = []
-        ops.append(self._delay(step, container, path))
-        self._files(step, group.ref)
-        node, container = self._git(step, container, path)
-        ops.append(node)
-        node, container = self._tarball(step, container, path)
-        ops.append(node)
-        ops.append(self._services_start(step, container, path))
-        ops.append(self._nested(step, "setup", container, path))
-        ops.append(self._run(step, container, path))
-        ops.append(self._shell(step, container, path))
-        ops.append(self._execute(step, container, path))
-        ops.append(self._parallel(step, container, path))
-        ops.append(self._nested(step, "steps", container, path))
-        ops.append(self._services_stop(step, container, path))
-        ops.append(self._artifacts(step, container, path))
-        for op in ops:
+        if "content" in step:
+            self._files(step, group.ref)
+        for key, build in self._operations:
+            if key not in step:
+                continue
+            op = build(step, container, path)
             if op is None:
                 continue
             if custom_text:
@@ -772,10 +775,10 @@ class _TreeBuilder:
             self.files.append(entry)
             del i
 
-    def _git(self, step: Data, container: Data, path: str) -> tuple[_Node | None, Data]:
+    def _git(self, step: Data, container: Data, path: str) -> _Node | None:
         git = (step.get("content") or {}).get("git")
         if not isinstance(git, dict):
-            return None, container
+            return None
         spec = dict(git)
         spec["mountPath"] = git.get("mountPath") or DEFAULT_GIT_MOUNT
         own = merge_container(container, {"image": TOOLKIT_IMAGE, "workingDir": "/"}) or container
@@ -783,19 +786,19 @@ class _TreeBuilder:
         node.toolkit = True
         node.retry = self._retry(step)
         node.spec = spec
-        return node, container
+        return node
 
-    def _tarball(self, step: Data, container: Data, path: str) -> tuple[_Node | None, Data]:
+    def _tarball(self, step: Data, container: Data, path: str) -> _Node | None:
         tarball = (step.get("content") or {}).get("tarball")
         if not tarball:
-            return None, container
+            return None
         node = self._op("tarball", path + "/tarball", container, step)
         node.toolkit = True
         node.pure = True
         node.wildcard = True
         node.retry = self._retry(step)
         node.spec = {"tarball": tarball}
-        return node, container
+        return node
 
     def _services_start(self, step: Data, container: Data, path: str) -> _Node | None:
         services = step.get("services")
@@ -937,28 +940,27 @@ def _condition_text(value: Any) -> str:
 
 def derive_step_id(name: str) -> str:
     """`Run k6 tests!` -> `run_k6_tests` (empty when nothing usable is left)."""
-    out: list[str] = []
-    underscore = False
-    for ch in name:
-        if ch.isalnum():
-            out.append(ch.lower())
-            underscore = False
-        elif not underscore:
-            out.append("_")
-            underscore = True
-    result = "".join(out).strip("_")
-    if not result or not (result.isascii() and (result[0].isalnum())):
+    result = _NON_ALNUM.sub("_", name.lower()).strip("_")
+    if not result or not result.isascii():
         return ""
     return result
 
 
+_NON_ALNUM = re.compile(r"[\W_]+")
+
+
+_BASE36_6 = 36**6
+_DIGITS36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+_PAIRS36 = [a + b for a in _DIGITS36 for b in _DIGITS36]
+
+
 def _base36(value: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while value:
-        value, rem = divmod(value, 36)
-        out = digits[rem] + out
-    return out or "0"
+    """Six base-36 digits."""
+    high, rest = divmod(value, 1296 * 1296)
+    mid, low = divmod(rest, 1296)
+    return _PAIRS36[high % 1296] + _PAIRS36[mid] + _PAIRS36[low]
 
 
 # ==================================================================================== Plan
@@ -1122,8 +1124,9 @@ class _Planner:
         stage.args = list(node.args) if node.args is not None else None
         working_dir = container.get("workingDir")
         stage.working_dir = str(working_dir) if working_dir is not None else None
-        stage.env = [_env_var(e) for e in dedupe_env(list(container.get("env") or [])) if isinstance(e, dict)]
-        stage.spec = _plain(node.spec)
+        # container env lists are deduplicated by every merge; only the plain data is copied here
+        stage.env = [_env_var(e) for e in container.get("env") or () if type(e) is dict]
+        stage.spec = _plain(node.spec) if node.spec else {}
 
     # -- signature ---------------------------------------------------------------------------------------
 
@@ -1183,10 +1186,10 @@ class _Planner:
                 image=str(config.get("image") or DEFAULT_IMAGE),
                 image_pull_policy=config.get("imagePullPolicy") or None,
                 working_dir=group.working_dir(),
-                resources=_plain(config.get("resources") or {}),
-                security_context=_plain(config.get("securityContext") or {}),
-                volume_mounts=_plain(group.volume_mounts()),
-                env_from=_plain(group.env_from()),
+                resources=_plain(config["resources"]) if config.get("resources") else {},
+                security_context=_plain(config["securityContext"]) if config.get("securityContext") else {},
+                volume_mounts=group.volume_mounts(),
+                env_from=group.env_from(),
                 actions=list(group.actions),
                 pure=group.pure,
             ))
@@ -1248,30 +1251,27 @@ class _Chunk:
         return None
 
     def volume_mounts(self) -> list[Data]:
-        out: list[Data] = []
-        seen: set[str] = set()
-        for op in self._fixed() or self.ops:
-            for m in (op.container or {}).get("volumeMounts") or []:
-                key = json.dumps(m, sort_keys=True, default=str)
-                if key not in seen:
-                    seen.add(key)
-                    out.append(m)
-        return out
+        return _unique(op.container.get("volumeMounts") for op in (self._fixed() or self.ops) if op.container)
 
     def env_from(self) -> list[Data]:
-        out: list[Data] = []
-        seen: set[str] = set()
-        for op in self.ops:
-            for e in (op.container or {}).get("envFrom") or []:
-                key = json.dumps(e, sort_keys=True, default=str)
-                if key not in seen:
-                    seen.add(key)
-                    out.append(e)
-        return out
+        return _unique(op.container.get("envFrom") for op in self.ops if op.container)
 
 
-def _norm(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str) if value not in (None, {}, "") else ""
+def _unique(lists: Any) -> list[Data]:
+    """Distinct items of several lists of plain dicts, in order (copied)."""
+    out: list[Data] = []
+    seen: set[str] = set()
+    for items in lists:
+        for item in items or ():
+            key = json.dumps(item, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(_plain(item))
+    return out
+
+
+def _norm(value: Any) -> Any:
+    return None if value in (None, {}, "") else value
 
 
 def _truthy(value: Any) -> bool:

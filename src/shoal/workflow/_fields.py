@@ -9,7 +9,6 @@ templates otherwise, a few keys are never evaluated, and every other string is a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Any
 
 from shoal.workflow._origins import Origins, PathItem
@@ -29,20 +28,23 @@ def is_config_schema(value: Any) -> bool:
     return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
 
 
-@dataclass(frozen=True, slots=True)
 class Where:
     """Position of the node being visited: nearest object with an origin + path below it."""
 
-    anchor: Any
-    rel: tuple[PathItem, ...]
-    path: tuple[PathItem, ...]  # path inside the tree being walked (for messages)
-    state: Any = None  # walker-specific context (e.g. which scope applies)
+    __slots__ = ("anchor", "key", "rel", "state")
+
+    def __init__(self, anchor: Any, rel: tuple[PathItem, ...], key: PathItem | None = None,
+                 state: Any = None) -> None:
+        self.anchor = anchor
+        self.rel = rel
+        self.key = key  # the key of the visited value in its parent
+        self.state = state  # walker-specific context (e.g. which scope applies)
 
     def down(self, key: PathItem, origins: Origins, child: Any, state: Any = None) -> Where:
         new_state = self.state if state is None else state
-        if isinstance(child, (dict, list)) and origins.get(child) is not None:
-            return Where(child, (), (*self.path, key), new_state)
-        return Where(self.anchor, (*self.rel, key), (*self.path, key), new_state)
+        if (type(child) is dict or type(child) is list) and origins.get(child) is not None:
+            return Where(child, (), key, new_state)
+        return Where(self.anchor, (*self.rel, key), key, new_state)
 
 
 class FieldWalker:
@@ -75,11 +77,11 @@ class FieldWalker:
             return node
         if isinstance(node, list):
             for i, item in enumerate(node):
-                sub = where.down(i, self.origins, item)
                 if isinstance(item, str):
-                    node[i] = self.template(item, sub)
+                    if "{{" in item:
+                        node[i] = self.template(item, where.down(i, self.origins, item))
                 elif isinstance(item, (dict, list)):
-                    self.walk(item, sub)
+                    self.walk(item, where.down(i, self.origins, item))
             return node
         if isinstance(node, str):
             return self.template(node, where)
@@ -87,7 +89,10 @@ class FieldWalker:
 
     def _walk_dict(self, node: dict[str, Any], where: Where) -> None:
         for key, value in node.items():
-            if key in IGNORED_KEYS or value is None or isinstance(value, bool):
+            kind = type(value)
+            if kind is int or kind is float or kind is bool or value is None or key in IGNORED_KEYS:
+                continue
+            if kind is str and "{{" not in value and key not in EXPRESSION_KEYS and key not in COUNT_KEYS:
                 continue
             if key == "config" and is_config_schema(value):
                 continue
@@ -111,5 +116,3 @@ class FieldWalker:
             elif isinstance(value, (dict, list)):
                 self.walk(value, sub)
 
-    def with_state(self, where: Where, state: Any) -> Where:
-        return replace(where, state=state)

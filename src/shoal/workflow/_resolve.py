@@ -18,13 +18,14 @@ from shoal.workflow._expressions import (
     Accessor,
     Call,
     Expression,
-    Literal,
     ExpressionError,
+    Literal,
     Machine,
     compile_expression,
     compile_template,
     to_string,
 )
+from shoal.workflow._expressions._values import escape_template_text
 from shoal.workflow._runtime_names import RUNTIME_FUNCTIONS, RUNTIME_ROOTS, root_of
 
 
@@ -164,10 +165,66 @@ def _find(text: str, name: str) -> int | None:
     return match.start() if match else None
 
 
+def _fast_template(text: str, scope: Scope) -> str | None:
+    """The common case without the engine: islands that are plain names of scalars or run-time names.
+
+    Gives exactly what the engine would (`{{ env.X }}` -> `{{env.X}}`, values escaped); ``None``
+    when anything else is in the text, so the engine handles it.
+    """
+    out: list[str] = []
+    pos = 0
+    variables = scope.variables
+    while True:
+        start = text.find("{{", pos)
+        if start < 0:
+            break
+        literal = text[pos:start]
+        if "{" in literal or "}" in literal:
+            return None
+        end = text.find("}}", start + 2)
+        if end < 0:
+            return None
+        name = text[start + 2:end].strip()
+        if not _is_plain_name(name):
+            return None
+        out.append(literal)
+        value = variables.get(name, _MISSING)
+        if value is not _MISSING:
+            kind = type(value)
+            if kind is str:
+                out.append(escape_template_text(value))
+            elif kind is int or kind is float or kind is bool:
+                out.append(to_string(value))
+            else:
+                return None
+        elif name in scope.expressions or name in ("true", "false", "null") or not scope.is_allowed(name):
+            return None
+        else:
+            out.append("{{" + name + "}}")
+        pos = end + 2
+    tail = text[pos:]
+    if "{" in tail or "}" in tail:
+        return None
+    out.append(tail)
+    return "".join(out)
+
+
+def _is_plain_name(name: str) -> bool:
+    if not name or not name.isascii() or name[0].isdigit():
+        return False
+    return all(part.isidentifier() or part.isdigit() for part in name.split("."))
+
+
+_MISSING: Any = object()
+
+
 def resolve_template(text: str, scope: Scope) -> str:
     """A template field: known islands substituted, the rest kept as ``{{ }}`` islands."""
     if "{{" not in text:
         return text
+    fast = _fast_template(text, scope)
+    if fast is not None:
+        return fast
     expr = scope.resolve(compile_cached(text, True), text)
     if not expr.is_static():
         scope.check_residual(expr, text)

@@ -200,7 +200,7 @@ class TemplateApplier:
         ref_config = (ref.get("config") if isinstance(ref, dict) else None) or {}
         variables, expressions = self._template_config(name, schema, ref_config, holder, key)
         machine = Machine(variables=variables, expressions=expressions)
-        _TemplateRenderer(self.origins, machine, name, self.locator).walk(spec, Where(spec, (), ("spec",)))
+        _TemplateRenderer(self.origins, machine, name, self.locator).walk(spec, Where(spec, (), "spec"))
         return spec
 
     def _template_config(self, name: str, schema: Data, ref_config: Data, holder: Any,

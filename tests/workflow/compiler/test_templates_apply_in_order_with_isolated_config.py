@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from shoal.workflow import ResolutionError, WorkflowError, resolve_workflow
-from tests.workflow.compiler.compiler_helpers import CONTEXT, by_name, compile_yaml, plan_of, template, workflow
+from tests.workflow.compiler.compiler_helpers import (
+    CONTEXT,
+    by_name,
+    compile_yaml,
+    plan_of,
+    template,
+    workflow,
+)
 
 
 def _names(plan_or_spec: object) -> list[str]:
@@ -143,7 +150,7 @@ def test_missing_required_template_config_is_a_resolution_error() -> None:
 
 def test_template_using_an_undeclared_config_is_a_resolution_error() -> None:
     tpls = {"bad": template("bad", {"steps": [{"shell": "echo {{ config.nothing }}"}]})}
-    with pytest.raises(ResolutionError, match="config.nothing"):
+    with pytest.raises(ResolutionError, match=r"config\.nothing"):
         plan_of({"use": [{"name": "bad"}]}, templates=tpls)
 
 
