@@ -39,7 +39,7 @@ def _chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     return out
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.sampled_from(PIECES), max_size=30),
     st.lists(st.integers(min_value=0, max_value=10_000), max_size=20),
