@@ -234,8 +234,8 @@ async def _execute(runtime: LocalRuntime, job: ExecutionJob, output: Output, con
         loop.add_signal_handler(sig, request_stop)
     printer = _Printer(job.plan.signature, output, console)
     printer.begin(job.name or job.execution_id, job.execution_id)
-    async for event in runtime.observe(handle):
-        printer.event(event)
+    async for batch in runtime.observe_batches(handle):
+        printer.batch(batch)
     outcome = await runtime.wait(handle)
     for task in stops:
         await task
@@ -251,8 +251,8 @@ async def _attach(runtime: LocalRuntime, execution_id: str, output: Output, cons
     signature = Plan.from_dict(record).signature if record else []
     printer = _Printer(signature, output, console)
     printer.begin(execution_id, execution_id)
-    async for event in runtime.observe(handle):
-        printer.event(event)
+    async for batch in runtime.observe_batches(handle):
+        printer.batch(batch)
     outcome = await runtime.wait(handle)
     _print_final(outcome.execution, output, console, printer)
     return EXIT_PASSED if outcome.passed else EXIT_FAILED
@@ -293,6 +293,19 @@ class _Printer:
     def begin(self, name: str, execution_id: str) -> None:
         if self.output is Output.pretty:
             self.console.print(f"[bold]Execution[/] {name} [dim]({execution_id})[/]")
+
+    def batch(self, events: Sequence[ExecutionEvent]) -> None:
+        lines: list[str] = []
+        for event in events:
+            if event.type == "log":
+                lines.append(event.line or "")
+                continue
+            if lines:
+                self.out.write("\n".join(lines) + "\n")
+                lines.clear()
+            self.event(event)
+        if lines:
+            self.out.write("\n".join(lines) + "\n")
 
     def event(self, event: ExecutionEvent) -> None:
         if event.type == "log":
