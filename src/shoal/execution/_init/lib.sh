@@ -284,14 +284,15 @@ _sh_setwd() { # _sh_wd (may be relative) -> created, absolute, and the cwd of ex
 
 _sh_wait() { # waits for _sh_pid; a trapped signal interrupts wait, so wait again while it lives
 	while :; do
+		if [ -n "$_sh_abort" ] && [ -z "$_sh_gk" ]; then
+			# TERM again at once (one sent between fork and exec is lost), KILL after the grace
+			_sh_watch 0 0
+			_sh_gk=$_sh_w
+		fi
 		wait "$_sh_pid" 2>/dev/null
 		_sh_code=$?
 		[ "$_sh_code" -gt 128 ] || break
 		kill -0 "$_sh_pid" 2>/dev/null || break
-		if [ -n "$_sh_abort" ] && [ -z "$_sh_gk" ]; then
-			_sh_watch 0 0
-			_sh_gk=$_sh_w
-		fi
 	done
 }
 
@@ -352,7 +353,6 @@ _sh_attempt() { # one attempt of operation _sh_xn -> _sh_code _sh_det _sh_st (er
 			_sh_watch $((_sh_dl - _sh_now)) $$
 			_sh_wpid=$_sh_w
 		fi
-		[ -z "$_sh_abort" ] || _sh_onsig
 		_sh_wait
 		_sh_reap
 	fi
@@ -444,24 +444,31 @@ _sh_fin() { # n ref: record the result of _sh_exec (the caller has set _S<n> unl
 }
 
 _sh_pause() { # prints pause, blocks on the control FIFO until a "resume" line; 1 when aborted
+	_sh_ctl=$_sh_dir/control
+	if [ ! -p "$_sh_ctl" ]; then
+		"$_sh_bb" rm -f "$_sh_ctl"
+		"$_sh_bb" mkfifo "$_sh_ctl" || :
+	fi
 	_sh_ts
 	_sh_m "$_sh_pzref" pause "{\"ts\":$_sh_now}"
-	_sh_ctl=$_sh_dir/control
-	[ -p "$_sh_ctl" ] || "$_sh_bb" mkfifo "$_sh_ctl" 2>/dev/null || :
 	(
-		while [ -p "$_sh_ctl" ]; do
-			_sh_l=''
-			IFS= read -r _sh_l <"$_sh_ctl"
+		# read-write: this reader is also a writer, so a read blocks instead of seeing EOF and no
+		# line is lost between two writers
+		exec 3<>"$_sh_ctl" || exit 1
+		_sh_l=''
+		while IFS= read -r _sh_l <&3 || [ -n "$_sh_l" ]; do
 			[ "$_sh_l" != resume ] || exit 0
+			_sh_l=''
 		done
 		exit 1
 	) &
 	_sh_pid=$!
-	[ -z "$_sh_abort" ] || _sh_onsig
+	[ -z "$_sh_abort" ] || kill -KILL "$_sh_pid" 2>/dev/null || :
 	while :; do
 		wait "$_sh_pid" 2>/dev/null
 		[ "$?" -gt 128 ] || break
 		kill -0 "$_sh_pid" 2>/dev/null || break
+		[ -z "$_sh_abort" ] || kill -KILL "$_sh_pid" 2>/dev/null || :
 	done
 	_sh_pid=''
 	[ -z "$_sh_abort" ] || return 1
