@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from shoal.execution._markers import MARKER_PREFIX
@@ -32,7 +32,8 @@ class MarkerParser:
     """Incremental parser of one execution's output stream.
 
     ``start_seq`` is the seq of the first event it yields (so a resumed stream continues where the
-    last one stopped) and ``ref`` the step running at that point. ``clock`` (epoch ms) stamps log lines
+    last one stopped) and ``running`` the stages started and not ended at that point, outermost
+    first (``ExecutionState.running_refs()``). ``clock`` (epoch ms) stamps log lines
     and markers that carry no ``ts``; it is read once per ``feed``.
 
     A line longer than ``max_line_bytes`` is cut into pieces of that size (at a UTF-8 character
@@ -45,7 +46,7 @@ class MarkerParser:
         self,
         start_seq: int = 1,
         *,
-        ref: str | None = None,
+        running: Sequence[str] = (),
         clock: Callable[[], int] = _now_ms,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         max_marker_bytes: int = DEFAULT_MAX_MARKER_BYTES,
@@ -59,7 +60,7 @@ class MarkerParser:
         self.max_marker_bytes = max(max_marker_bytes, max_line_bytes)
         self.unknown_markers = 0  # well-formed markers with a name this parser does not know
         self._clock = clock
-        self._stack: list[str] = [ref] if ref is not None else []
+        self._stack: list[str] = list(running)[-MAX_DEPTH:]
         self._carry = b""
         self._mode = _TEXT
         self._ts = 0

@@ -1014,6 +1014,27 @@ class ExecutionState:
         """The step's status: as reported, else (groups) derived from the children."""
         return self._derived(ref)
 
+    def running_refs(self) -> list[str]:
+        """The stages that started and have not ended, outermost first (the root included), following
+        the running child at each level: where a resumed marker parser picks up."""
+        chain: list[str] = []
+        ref: str | None = self.tree.root
+        while ref is not None:
+            step = self._steps.get(ref)
+            if step is None or step.status not in (StepStatus.RUNNING, StepStatus.PAUSED):
+                break
+            chain.append(ref)
+            ref = next(
+                (
+                    child
+                    for child in self._children(ref)
+                    if (s := self._steps.get(child)) is not None
+                    and s.status in (StepStatus.RUNNING, StepStatus.PAUSED)
+                ),
+                None,
+            )
+        return chain
+
     def reported_status(self, ref: str) -> StepStatus | None:
         """The status an event (or a termination) gave the step, None when nothing did."""
         step = self._steps.get(ref)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from shoal.execution._logparse import MarkerParser
+from shoal.workflow._plan import SignatureNode
+from shoal.workflow._status import ExecutionState
 from tests.execution.logparse.parse_helpers import marker
 
 
@@ -10,11 +12,14 @@ def test_resumed_parser_continues() -> None:
     first = MarkerParser(clock=lambda: 0)
     events = first.feed(marker("root", "start", ts=1) + marker("a", "start", ts=1) + b"one\n")
     assert first.current_ref == "a"
-    second = MarkerParser(first.next_seq, ref=first.current_ref, clock=lambda: 0)
-    more = second.feed(b"two\n" + marker("a", "end", ts=2, status="passed"))
-    assert [e.seq for e in events + more] == [1, 2, 3, 4, 5]
-    assert more[0].ref == "a" and more[0].line == "two"
-    assert second.current_ref is None  # the root it never saw start is not known to it
+    state = ExecutionState.for_signature([SignatureNode(ref="a", name="A")], root="root")
+    state.apply_all(events)
+    assert state.running_refs() == ["root", "a"]
+    second = MarkerParser(state.next_seq, running=state.running_refs(), clock=lambda: 0)
+    more = second.feed(b"two\n" + marker("a", "end", ts=2, status="passed") + b"three\n")
+    assert [e.seq for e in events + more] == [1, 2, 3, 4, 5, 6]
+    assert [(e.ref, e.line) for e in more if e.type == "log"] == [("a", "two"), ("root", "three")]
+    assert second.current_ref == "root"
 
 
 def test_runtime_events_share_the_seq_order() -> None:
