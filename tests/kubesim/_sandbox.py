@@ -10,6 +10,7 @@ through `KUBESIM_MOUNTS` (JSON: mountPath → host directory).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ class Mount:
     read_only: bool
 
 
+@functools.cache
 def bwrap_usable() -> bool:
     exe = shutil.which("bwrap")
     if exe is None:

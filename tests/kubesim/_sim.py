@@ -33,6 +33,7 @@ from ._controllers import Controllers
 from ._http import ApiCall, Frontend
 from ._kubelet import NODE_NAME, POD_IP, Kubelet
 from ._rbac import builtin_objects
+from ._registry import RESOURCES, ResourceType
 from ._sandbox import bwrap_usable
 from ._store import Obj, Store
 
@@ -51,6 +52,13 @@ class SimOptions:
     restart_backoff: float = 10.0
     image_pull_backoff: float = 1.0
     bookmark_interval: float = 60.0
+
+
+def resource_type(plural: str) -> ResourceType:
+    for rt in RESOURCES:
+        if plural in (rt.plural, rt.key):
+            return rt
+    raise KeyError(plural)
 
 
 class KubeSim:
@@ -179,9 +187,16 @@ class KubeSim:
         await self._stop_requested.wait()
         self.frontend.closing.set()
         await self.kubelet.shutdown()
-        server.should_exit = True
-        with contextlib.suppress(Exception):
+        # a test double need not drain politely: stop serving at once (uvicorn's own shutdown ticks at 0.1 s)
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await serving
+        for listener in server.servers:
+            listener.close()
+        for connection in list(server.server_state.connections):
+            connection.shutdown()
+        for task in list(server.server_state.tasks):
+            task.cancel()
         controllers.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await controllers
@@ -227,7 +242,8 @@ class KubeSim:
         """Write a kubeconfig for this cluster (admin token unless `token` is given); returns the path."""
         user = "kubesim-admin" if token is None else "kubesim-token"
         doc = {"apiVersion": "v1", "kind": "Config", "preferences": {},
-               "clusters": [{"name": "kubesim", "cluster": {"server": self.url}}],
+               # plain HTTP: nothing to verify, and skipping it spares clients loading the CA bundle
+               "clusters": [{"name": "kubesim", "cluster": {"server": self.url, "insecure-skip-tls-verify": True}}],
                "users": [{"name": user, "user": {"token": token or self.token}}],
                "contexts": [{"name": "kubesim", "context": {"cluster": "kubesim", "user": user,
                                                            "namespace": namespace}}],
@@ -268,6 +284,13 @@ class KubeSim:
 
     async def wait_for(self, predicate: Callable[[Store], bool], timeout: float = 10) -> bool:
         return await asyncio.to_thread(self.store.wait_until, predicate, timeout)
+
+    def get(self, resource: str, namespace: str, name: str) -> Obj | None:
+        """An object straight from the store (`resource` is a plural, e.g. "pods", "jobs", "rolebindings")."""
+        return self.store.get(resource_type(resource), namespace, name)
+
+    def list(self, resource: str, namespace: str | None = None) -> list[Obj]:
+        return self.store.list(resource_type(resource), namespace)
 
     def bind_pod(self, namespace: str, name: str, body: Any) -> Obj:
         target = ((body or {}).get("target") or {}).get("name", "")
