@@ -445,28 +445,36 @@ class ExecutionService:
         self, agent: Agent, execution_id: str, events: Sequence[Mapping[str, Any]]
     ) -> int | None:
         """Store a batch idempotently, fold it into the execution's state; returns the seq to ack."""
-        try:
-            ex = await self.store.get_execution(execution_id)
-        except NotFound:
-            return None
-        if ex.agent_id != agent.id:
-            log.warning("agent %s sent events for %s, assigned to another agent", agent.name, execution_id)
-            return None
         async with self._state_locks[execution_id]:
+            try:
+                ex = await self.store.get_execution(execution_id)
+            except NotFound:
+                return None
+            if ex.agent_id != agent.id:
+                log.warning(
+                    "agent %s sent events for %s, assigned to another agent", agent.name, execution_id
+                )
+                return None
             if ex.status in TERMINAL_STATUSES and ex.compacted:
                 return ex.last_seq
             state = await self._state(ex)  # from what was stored before this batch
             last = await self.store.ingest_events(execution_id, [dict(e) for e in events])
+            before = (state.status, state.last_seq)
             changed = False
             for data in sorted(events, key=lambda e: int(e["seq"])):
                 if int(data["seq"]) > last:
                     break
-                event = ExecutionEvent.from_dict(data)
-                before = state.last_seq
-                state.apply(event)
-                if state.last_seq != before and event.type != "log":
+                if int(data["seq"]) == state.last_seq + 1 and data.get("type") != "log":
                     changed = True
-            if changed or ex.status in ("assigned", "starting"):
+                state.apply(ExecutionEvent.from_dict(data))
+            while state.last_seq < last:  # a batch filled a gap: fold in what was stored beyond it
+                stored = await self.store.read_events(execution_id, after_seq=state.last_seq, limit=5000)
+                if not stored:
+                    break
+                for data in stored:
+                    changed = changed or data.get("type") != "log"
+                    state.apply(ExecutionEvent.from_dict(data))
+            if changed or before[0] != state.status or ex.status in ("assigned", "starting"):
                 ex = await self.store.get_execution(execution_id)
                 await self._persist_state(ex, state)
         await self.bus.publish("execution", id=execution_id)
@@ -474,8 +482,9 @@ class ExecutionService:
 
     async def _state(self, ex: Execution) -> ExecutionState:
         state = self._states.get(ex.id)
-        if state is not None:
+        if state is not None and state.last_seq == ex.last_seq:
             return state
+        # Not cached, or another server process ingested events meanwhile: rebuild from the store.
         signature = [SignatureNode.from_dict(n) for n in ex.signature or []]
         state = ExecutionState.for_signature(signature, root="")
         for data in await self._non_log_events(ex):
