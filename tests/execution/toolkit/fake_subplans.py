@@ -15,7 +15,7 @@ from shoal.execution._toolkit._subplans import Instance, LineSink, Mounts, Recor
 from shoal.workflow._plan import Plan, Stage
 
 
-def shell_plan(script: str, env: dict[str, str] | None = None) -> Plan:
+def shell_plan(script: str, env: dict[str, str] | None = None, paused: bool = False) -> Plan:
     from shoal.workflow._plan import EnvVar
 
     return Plan(
@@ -28,6 +28,7 @@ def shell_plan(script: str, env: dict[str, str] | None = None) -> Plan:
                 kind="shell",
                 parent="root",
                 shell=script,
+                paused=paused,
                 env=[EnvVar(name=k, value=v) for k, v in (env or {}).items()],
             ),
         },
@@ -46,7 +47,10 @@ class ScriptInstances:
 
     def workers(self, run: ToolkitRun) -> list[Instance]:
         specs = self.specs or [dict(run.spec) for _ in self.scripts]
-        return [Instance(i, {**run.spec, **specs[i]}, shell_plan(s)) for i, s in enumerate(self.scripts)]
+        return [
+            Instance(i, {**run.spec, **specs[i]}, shell_plan(s, paused=bool(specs[i].get("paused"))))
+            for i, s in enumerate(self.scripts)
+        ]
 
     def services(self, run: ToolkitRun, name: str) -> list[Instance]:
         base = dict((run.spec.get("services") or {}).get(name) or {})
@@ -60,6 +64,15 @@ class ShellRunner:
     def __init__(self) -> None:
         self.jobs: list[SubJob] = []
         self.lock = threading.Lock()
+        self.resumed: dict[str, threading.Event] = {}
+        self.events: list[str] = []  # "paused" / "started", in the order they happened
+
+    def resume(self, job: SubJob) -> None:
+        self._gate(job).set()
+
+    def _gate(self, job: SubJob) -> threading.Event:
+        with self.lock:
+            return self.resumed.setdefault(job.execution_id, threading.Event())
 
     def prepare(self, job: SubJob) -> Mounts:
         paths = {m: job.workspace / m.strip("/") for m in ("/data", "/tmp", "/testkube")}
@@ -87,6 +100,15 @@ class ShellRunner:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DATA": str(data)}
             env.update({e.name: e.value or "" for e in stage.env})
             env.update(job.secrets)
+            if stage.paused and on_record is not None:
+                with self.lock:
+                    self.events.append("paused")
+                on_record("paused", {"ref": stage.ref})
+                while not self._gate(job).wait(0.01):
+                    if cancel.is_set():
+                        return "aborted"
+            with self.lock:
+                self.events.append("started")
             if on_record is not None:
                 on_record("started", {"ref": stage.ref})
             proc = subprocess.Popen(

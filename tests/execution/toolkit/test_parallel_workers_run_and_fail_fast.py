@@ -108,3 +108,20 @@ def test_fetch_skips_symlinks_pointing_out_of_the_worker(execution: Execution, t
     assert res.code == 0, res.output
     assert (execution.data / "got" / "fine.txt").read_text() == "ok\n"
     assert not (execution.data / "got" / "leak.txt").exists()
+
+
+def test_paused_workers_all_start_together(execution: Execution) -> None:
+    source = ScriptInstances(scripts=["true"] * 3, specs=[{"paused": True}] * 3)
+    runner = ShellRunner()
+    res = execution.call(run_parallel, "parallel", {}, source, runner)
+    assert res.code == 0, res.output
+    assert runner.events == ["paused"] * 3 + ["started"] * 3
+
+
+def test_paused_workers_beyond_parallelism_do_not_deadlock(execution: Execution) -> None:
+    source = ScriptInstances(scripts=["true"] * 3, specs=[{"paused": True}] * 3)
+    runner = ShellRunner()
+    res = execution.call(run_parallel, "parallel", {"parallelism": 2}, source, runner)
+    assert res.code == 0, res.output
+    assert runner.events[:2] == ["paused", "paused"]
+    assert runner.events.count("started") == 3

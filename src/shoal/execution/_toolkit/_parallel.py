@@ -49,6 +49,49 @@ def fetch_from(run: ToolkitRun, spec: dict[str, Any], mounts: Mounts, label: str
         run.log(f"{label} fetched {n} files from {source}")
 
 
+class PauseBarrier:
+    """``paused: true`` on the workers synchronises them (as in Testkube): each pauses before its first
+    operation, and all are resumed at once when every running worker is paused and no more can start."""
+
+    def __init__(self, total: int, parallelism: int, runner: SubPlanRunner) -> None:
+        self.pending = total
+        self.parallelism = parallelism
+        self.runner = runner
+        self.lock = threading.Lock()
+        self.running: set[int] = set()
+        self.paused: dict[int, SubJob] = {}
+
+    def started(self, index: int) -> None:
+        with self.lock:
+            self.pending -= 1
+            self.running.add(index)
+
+    def finished(self, index: int) -> None:
+        with self.lock:
+            self.running.discard(index)
+            self.paused.pop(index, None)
+            ready = self._ready()
+        self._resume(ready)
+
+    def pause(self, index: int, job: SubJob) -> None:
+        with self.lock:
+            self.paused[index] = job
+            ready = self._ready()
+        self._resume(ready)
+
+    def _ready(self) -> list[SubJob]:
+        saturated = self.pending == 0 or len(self.running) >= self.parallelism
+        if self.paused and len(self.paused) == len(self.running) and saturated:
+            jobs = list(self.paused.values())
+            self.paused.clear()
+            return jobs
+        return []
+
+    def _resume(self, jobs: list[SubJob]) -> None:
+        for job in jobs:
+            self.runner.resume(job)
+
+
 @contextlib.contextmanager
 def abort_on_sigterm(cancel: threading.Event) -> Iterator[None]:
     """SIGTERM (an abort of the parent) cancels the sub-plans instead of killing the toolkit at once."""
@@ -80,6 +123,7 @@ def run_parallel(
     cancel = threading.Event()
     statuses: dict[int, str] = {}
     root = children_root(run)
+    barrier = PauseBarrier(len(instances), parallelism, runner)
     run.log(f"Running {len(instances)} workers (parallelism {min(parallelism, max(1, len(instances)))})")
 
     def work(inst: Instance) -> None:
@@ -119,15 +163,21 @@ def run_parallel(
                 run.log(f"{label} {line}")
 
             def on_record(kind: str, value: dict[str, Any]) -> None:
+                if kind == "paused":
+                    barrier.pause(inst.index, job)
+                    return
                 key = "name" if kind == "artifact" else "file"
-                if isinstance(value.get(key), str):
+                if kind in ("artifact", "report") and isinstance(value.get(key), str):
                     run.emit(kind, {**value, key: f"{prefix}/{value[key]}"})
 
+            barrier.started(inst.index)
             try:
                 status = runner.run(job, on_line, cancel, on_record)
             except Exception as exc:  # a runtime failure fails this worker, not the whole toolkit
                 run.log(f"{label} runtime error: {exc}")
                 status = "failed"
+            finally:
+                barrier.finished(inst.index)
         try:
             fetch_from(run, inst.spec, mounts, label)
         except (ToolkitError, OSError) as exc:

@@ -8,9 +8,11 @@ runtimes can provide their own.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +87,10 @@ class SubPlanRunner(Protocol):
         self, job: SubJob, on_line: LineSink, cancel: threading.Event, on_record: RecordSink | None = None
     ) -> str:
         """Run to the end (or until ``cancel``); the final execution status."""
+        ...
+
+    def resume(self, job: SubJob) -> None:
+        """Resume the sub-plan's paused step (it reported ``("paused", ...)``)."""
         ...
 
 
@@ -257,6 +263,8 @@ class LocalSubPlans:
             elif on_record is not None and event.type == "step" and event.status == "running":
                 if event.ref in operations:
                     on_record("started", {"ref": event.ref})
+            elif on_record is not None and event.type == "step" and event.status == "paused":
+                on_record("paused", {"ref": event.ref})
             elif on_record is not None and event.type == "artifact" and event.artifact:
                 on_record("artifact", dict(event.artifact))
             elif on_record is not None and event.type == "report" and event.report:
@@ -275,6 +283,30 @@ class LocalSubPlans:
             cancel=cancel,
         )
         return outcome.status
+
+    def resume(self, job: SubJob) -> None:
+        """Write ``resume`` into the paused program's control FIFO (init protocol §7)."""
+        from shoal.execution._local import Workspace
+
+        fifo = Workspace(job.workspace).shoal / "control"
+        deadline = time.monotonic() + RESUME_WAIT_S
+        while True:
+            try:
+                # Non-blocking: ENXIO until the program has the FIFO open for reading.
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
+                    raise ToolkitError(f"cannot resume {job.execution_id}: {exc.strerror}") from exc
+                time.sleep(0.01)
+                continue
+            try:
+                os.write(fd, b"resume\n")
+            finally:
+                os.close(fd)
+            return
+
+
+RESUME_WAIT_S = 10.0
 
 
 def children_root(run: ToolkitRun) -> Path:
