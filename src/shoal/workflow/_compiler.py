@@ -61,18 +61,37 @@ from shoal.workflow._templates import (
 Data = dict[str, Any]
 
 ROOT_REF = "root"
-DEFAULT_IMAGE = "busybox:1.36"  # the image of steps that set none (Testkube: its init image, busybox userland)
+DEFAULT_IMAGE = (
+    "busybox:1.36"  # the image of steps that set none (Testkube: its init image, busybox userland)
+)
 TOOLKIT_IMAGE = "shoal-toolkit"  # the image of impure toolkit operations (git clone)
 DEFAULT_GIT_MOUNT = "/data/repo"
 DEFAULT_ENV: tuple[Data, ...] = ({"name": "CI", "value": "1"},)
 
 # Spec keys whose strings must be fully known before the run starts (they shape the pod/job).
-_STATIC_KEYS = frozenset({"job", "pod", "pvcs", "execution", "concurrency", "image", "imagePullPolicy",
-                          "resources", "securityContext", "volumeMounts", "envFrom", "files", "timeout",
-                          "delay", "retry"})
+_STATIC_KEYS = frozenset(
+    {
+        "job",
+        "pod",
+        "pvcs",
+        "execution",
+        "concurrency",
+        "image",
+        "imagePullPolicy",
+        "resources",
+        "securityContext",
+        "volumeMounts",
+        "envFrom",
+        "files",
+        "timeout",
+        "delay",
+        "retry",
+    }
+)
 # Operations the toolkit runs in any container (compatible with everything when grouping).
-_WILDCARD_KINDS = frozenset({"delay", "pause", "tarball", "artifacts", "services-start", "services-stop",
-                             "execute", "parallel"})
+_WILDCARD_KINDS = frozenset(
+    {"delay", "pause", "tarball", "artifacts", "services-start", "services-stop", "execute", "parallel"}
+)
 _CATEGORY = {
     "shell": "Run shell command",
     "run": "Run",
@@ -115,8 +134,9 @@ def compile_workflow(
     invalid input and ``ResolutionError`` for what Testkube reports as a failed execution.
     ``extra_variables`` are further compile-time variables (the instance variables of a worker).
     """
-    comp = _Compilation(doc_or_data, templates or {}, config or {}, context, global_template, validate,
-                        extra_variables)
+    comp = _Compilation(
+        doc_or_data, templates or {}, config or {}, context, global_template, validate, extra_variables
+    )
     spec = comp.resolve()
     return comp.build(spec)
 
@@ -181,8 +201,9 @@ class _Compilation:
         if validate:
             self._validate(doc_or_data, data)
         if data.get("kind") not in (None, "TestWorkflow"):
-            raise WorkflowError.at(f"expected a TestWorkflow, got {data.get('kind')!r}", "kind",
-                                   getattr(self.doc, "file", None))
+            raise WorkflowError.at(
+                f"expected a TestWorkflow, got {data.get('kind')!r}", "kind", getattr(self.doc, "file", None)
+            )
         self.data = data
         self.origins = Origins()
         self.locator = Locator(self.origins, self.doc)
@@ -203,7 +224,10 @@ class _Compilation:
 
     def _secret(self, name: Any, key: Any, *_computed: Any) -> Expression:
         env = secret_env_name(str(name), str(key))
-        self.secret_refs[env] = {"name": env, "valueFrom": {"secretKeyRef": {"name": str(name), "key": str(key)}}}
+        self.secret_refs[env] = {
+            "name": env,
+            "valueFrom": {"secretKeyRef": {"name": str(name), "key": str(key)}},
+        }
         return compile_expression(f"env.{env}")
 
     def _credential(self, name: Any, *_computed: Any) -> Expression:
@@ -243,8 +267,12 @@ class _Compilation:
     def _config(self, spec: Data) -> _ConfigResult:
         out = _ConfigResult()
         schema = spec.get("config") or {}
-        base = Scope(variables={**self.context.variables(self.name, self.labels, dict(self.context.tags)),
-                                **self.extra})
+        base = Scope(
+            variables={
+                **self.context.variables(self.name, self.labels, dict(self.context.tags)),
+                **self.extra,
+            }
+        )
         for name, raw in schema.items():
             param = raw if isinstance(raw, dict) else {}
             kind = str(param.get("type") or "string")
@@ -267,8 +295,9 @@ class _Compilation:
                     expr = compile_cached(source, True).resolve(base.machine())
                     cast = cast_expression(expr, kind)
                 except (FieldError, ValueError) as exc:
-                    self.problems.append(self.locator.problem(
-                        f"{getattr(exc, 'message', exc)}", schema, (name, "default")))
+                    self.problems.append(
+                        self.locator.problem(f"{getattr(exc, 'message', exc)}", schema, (name, "default"))
+                    )
                     continue
                 except Exception as exc:  # the engine's own error type
                     self.problems.append(self.locator.problem(str(exc), schema, (name, "default")))
@@ -348,9 +377,14 @@ class _Compilation:
                 seen.add(id(mount))
                 name = str(mount.get("name") or "")
                 if name not in declared:
-                    self.resolution_problems.append(self.locator.problem(
-                        f"volumeMount {name!r} at {mount.get('mountPath')!r} names a volume that pod.volumes "
-                        "does not declare", mount, ("name",)))
+                    self.resolution_problems.append(
+                        self.locator.problem(
+                            f"volumeMount {name!r} at {mount.get('mountPath')!r} names a volume that pod.volumes "
+                            "does not declare",
+                            mount,
+                            ("name",),
+                        )
+                    )
 
 
 def _dns_part(name: str) -> str:
@@ -417,9 +451,13 @@ class _SpecResolver(FieldWalker):
     def _problem(self, exc: FieldError, where: Where) -> None:
         name = exc.name or ""
         if name.startswith("config.") and name[7:] in self.comp.config.missing:
-            self.comp.resolution_problems.append(self.comp.locator.problem(
-                f"config {name[7:]!r} is required (it has no default) but no value was given",
-                where.anchor, where.rel))
+            self.comp.resolution_problems.append(
+                self.comp.locator.problem(
+                    f"config {name[7:]!r} is required (it has no default) but no value was given",
+                    where.anchor,
+                    where.rel,
+                )
+            )
             return
         self.comp.problems.append(self.comp.locator.problem(exc.message, where.anchor, where.rel))
 
@@ -572,8 +610,12 @@ def _flatten(node: _Node) -> list[_Node]:
                 ch.append_conditions(node.condition)
         return node.children
     first = node.children[0]
-    if (len(node.children) == 1 and (not node.name or not first.name) and (not node.timeout or not first.timeout)
-            and (not node.paused or not first.paused)):
+    if (
+        len(node.children) == 1
+        and (not node.name or not first.name)
+        and (not node.timeout or not first.timeout)
+        and (not node.paused or not first.paused)
+    ):
         if not first.name:
             first.name = node.name
         if not first.id:
@@ -667,8 +709,9 @@ class _TreeBuilder:
                 if step.get("id"):
                     sid = str(step["id"])
                     if sid in explicit:
-                        self.comp.problems.append(self.comp.locator.problem(
-                            f"duplicate step id {sid!r}", step, ("id",)))
+                        self.comp.problems.append(
+                            self.comp.locator.problem(f"duplicate step id {sid!r}", step, ("id",))
+                        )
                     explicit.add(sid)
                 collect(step.get("setup") or [])
                 collect(step.get("steps") or [])
@@ -696,8 +739,9 @@ class _TreeBuilder:
 
     # -- one step ---------------------------------------------------------------------------------
 
-    def process(self, step: Data, container: Data, path: str, ref: str | None = None,
-                anchor: Any = None) -> _Node:
+    def process(
+        self, step: Data, container: Data, path: str, ref: str | None = None, anchor: Any = None
+    ) -> _Node:
         if step.get("workingDir") is not None:
             container = merge_container(container, {"workingDir": step["workingDir"]}) or container
         if step.get("container") is not None:
@@ -734,8 +778,14 @@ class _TreeBuilder:
         return group
 
     def _op(self, kind: StageKind, path: str, container: Data, step: Data) -> _Node:
-        return _Node(ref=self.ref(path), kind=kind, category=_CATEGORY.get(kind, ""), container=container,
-                     anchor=step, pure=False)
+        return _Node(
+            ref=self.ref(path),
+            kind=kind,
+            category=_CATEGORY.get(kind, ""),
+            container=container,
+            anchor=step,
+            pure=False,
+        )
 
     def _retry(self, step: Data) -> Data | None:
         retry = step.get("retry")
@@ -829,8 +879,11 @@ class _TreeBuilder:
         node.pure = True
         node.wildcard = True
         node.condition = "always"
-        logs = {name: svc.get("logs") for name, svc in services.items()
-                if isinstance(svc, dict) and svc.get("logs") is not None}
+        logs = {
+            name: svc.get("logs")
+            for name, svc in services.items()
+            if isinstance(svc, dict) and svc.get("logs") is not None
+        }
         node.spec = {"services": list(services), "logs": logs}
         return node
 
@@ -852,8 +905,11 @@ class _TreeBuilder:
         own = merge_container(container, {k: run[k] for k in CONTAINER_KEYS if k in run}) or container
         shell = run.get("shell")
         if shell is not None and (run.get("command") is not None or run.get("args") is not None):
-            self.comp.problems.append(self.comp.locator.problem(
-                "run.shell cannot be combined with run.command or run.args", step, ("run", "shell")))
+            self.comp.problems.append(
+                self.comp.locator.problem(
+                    "run.shell cannot be combined with run.command or run.args", step, ("run", "shell")
+                )
+            )
         node = self._op("shell" if shell is not None else "run", path + "/run", own, step)
         node.category = "Run shell command" if shell is not None else "Run"
         node.retry = self._retry(step)
@@ -879,12 +935,16 @@ class _TreeBuilder:
             return None
         workflows, tests = execute.get("workflows") or [], execute.get("tests") or []
         if not workflows and not tests:
-            self.comp.problems.append(self.comp.locator.problem(
-                "no test workflows and tests provided to the 'execute' step", step, ("execute",)))
+            self.comp.problems.append(
+                self.comp.locator.problem(
+                    "no test workflows and tests provided to the 'execute' step", step, ("execute",)
+                )
+            )
             return None
         node = self._op("execute", path + "/execute", container, step)
         node.category = "Execute " + " & ".join(
-            [t for t, present in (("test workflows", workflows), ("tests", tests)) if present])
+            [t for t, present in (("test workflows", workflows), ("tests", tests)) if present]
+        )
         node.toolkit = True
         node.pure = True
         node.wildcard = True
@@ -916,8 +976,11 @@ class _TreeBuilder:
         if not isinstance(artifacts, dict):
             return None
         if not artifacts.get("paths"):
-            self.comp.problems.append(self.comp.locator.problem(
-                "there needs to be at least one path to scrap for artifacts", step, ("artifacts",)))
+            self.comp.problems.append(
+                self.comp.locator.problem(
+                    "there needs to be at least one path to scrap for artifacts", step, ("artifacts",)
+                )
+            )
             return None
         own = container
         if artifacts.get("workingDir"):
@@ -980,19 +1043,32 @@ class _Planner:
         self.pure_by_default = bool(system.get("pureByDefault"))
         self.isolated = bool(system.get("isolatedContainers"))
         self.refs = frozenset(builder.refs)
+        # one EnvVar per env entry of the resolved spec, shared by the stages that inherit it
+        # (the spec dicts stay alive while compiling, so their ids are stable keys)
+        self._env_cache: dict[int, EnvVar] = {}
         # `passed` & co. stand for a placeholder name, replaced by the (parenthesized) chain afterwards:
         # resolving a long chain through the engine for every stage would be quadratic.
         placeholder = compile_expression(_CHAIN_PLACEHOLDER)
         self.chain_scope = comp.static.child(
-            expressions={"passed": placeholder, "success": placeholder,
-                         "failed": compile_expression(f"!{_CHAIN_PLACEHOLDER}"),
-                         "error": compile_expression(f"!{_CHAIN_PLACEHOLDER}"),
-                         "status": compile_expression(f'{_CHAIN_PLACEHOLDER} ? "passed" : "failed"')},
-            allowed_names={_CHAIN_PLACEHOLDER})
+            expressions={
+                "passed": placeholder,
+                "success": placeholder,
+                "failed": compile_expression(f"!{_CHAIN_PLACEHOLDER}"),
+                "error": compile_expression(f"!{_CHAIN_PLACEHOLDER}"),
+                "status": compile_expression(f'{_CHAIN_PLACEHOLDER} ? "passed" : "failed"'),
+            },
+            allowed_names={_CHAIN_PLACEHOLDER},
+        )
         true = compile_expression("true")
         self.static_status_scope = comp.static.child(
-            expressions={"passed": true, "success": true, "failed": compile_expression("false"),
-                         "error": compile_expression("false"), "status": compile_expression('"passed"')})
+            expressions={
+                "passed": true,
+                "success": true,
+                "failed": compile_expression("false"),
+                "error": compile_expression("false"),
+                "status": compile_expression('"passed"'),
+            }
+        )
         self.until_scope = comp.static.child(allowed_names=STATUS_NAMES | {"always", "never"})
 
     def plan(self, root: _Node) -> Plan:
@@ -1024,12 +1100,26 @@ class _Planner:
 
     # -- conditions and actions ---------------------------------------------------------------------
 
-    def _process(self, node: _Node, parent: str | None, parent_condition: str, chain: tuple[str, ...],
-                 inherited_pure: bool) -> None:
+    def _process(
+        self,
+        node: _Node,
+        parent: str | None,
+        parent_condition: str,
+        chain: tuple[str, ...],
+        inherited_pure: bool,
+    ) -> None:
         condition = node.condition or parent_condition or "passed"
-        stage = Stage(ref=node.ref, kind=node.kind, parent=parent, id=node.id, name=node.name,
-                      category=node.category, optional=node.optional, negative=node.negative,
-                      paused=node.paused)
+        stage = Stage(
+            ref=node.ref,
+            kind=node.kind,
+            parent=parent,
+            id=node.id,
+            name=node.name,
+            category=node.category,
+            optional=node.optional,
+            negative=node.negative,
+            paused=node.paused,
+        )
         stage.status_chain = "&&".join(chain) if chain else "true"
         stage.condition = self._expand(condition, chain, node)
         if node.timeout:
@@ -1070,7 +1160,8 @@ class _Planner:
             if not chain:
                 return _FAST_STATIC[condition]
             return fast.replace("(CHAIN)", chain_src if len(chain) == 1 else f"({chain_src})").replace(
-                "CHAIN", chain_src)
+                "CHAIN", chain_src
+            )
         scope = self.chain_scope if chain else self.static_status_scope
         try:
             expr = scope.resolve(compile_cached(condition, False), condition)
@@ -1100,8 +1191,11 @@ class _Planner:
         try:
             count = int(retry.get("count") or 0)
         except (TypeError, ValueError):
-            self.comp.problems.append(self.comp.locator.problem(
-                f"expected an integer, got {retry.get('count')!r}", node.anchor, ("retry", "count")))
+            self.comp.problems.append(
+                self.comp.locator.problem(
+                    f"expected an integer, got {retry.get('count')!r}", node.anchor, ("retry", "count")
+                )
+            )
             return None
         if count < 1:
             return None
@@ -1125,7 +1219,15 @@ class _Planner:
         working_dir = container.get("workingDir")
         stage.working_dir = str(working_dir) if working_dir is not None else None
         # container env lists are deduplicated by every merge; only the plain data is copied here
-        stage.env = [_env_var(e) for e in container.get("env") or () if type(e) is dict]
+        cache = self._env_cache
+        env: list[EnvVar] = []
+        for item in container.get("env") or ():
+            if type(item) is dict:
+                var = cache.get(id(item))
+                if var is None:
+                    var = cache[id(item)] = _env_var(item)
+                env.append(var)
+        stage.env = env
         stage.spec = _plain(node.spec) if node.spec else {}
 
     # -- signature ---------------------------------------------------------------------------------------
@@ -1147,7 +1249,9 @@ class _Planner:
             id=node.id,
             optional=node.optional,
             negative=node.negative,
-            children=[self._signature(ch) for ch in self._lifted(node.children)] if node.kind == "group" else [],
+            children=[self._signature(ch) for ch in self._lifted(node.children)]
+            if node.kind == "group"
+            else [],
         )
 
     # -- containers ---------------------------------------------------------------------------------------
@@ -1180,29 +1284,49 @@ class _Planner:
             for action in group.actions:
                 if action.op == "exec":
                     self.stages[action.ref].container = index
-            containers.append(Container(
-                index=index,
-                name=str(index + 1),
-                image=str(config.get("image") or DEFAULT_IMAGE),
-                image_pull_policy=config.get("imagePullPolicy") or None,
-                working_dir=group.working_dir(),
-                resources=_plain(config["resources"]) if config.get("resources") else {},
-                security_context=_plain(config["securityContext"]) if config.get("securityContext") else {},
-                volume_mounts=group.volume_mounts(),
-                env_from=group.env_from(),
-                actions=list(group.actions),
-                pure=group.pure,
-            ))
+            containers.append(
+                Container(
+                    index=index,
+                    name=str(index + 1),
+                    image=str(config.get("image") or DEFAULT_IMAGE),
+                    image_pull_policy=config.get("imagePullPolicy") or None,
+                    working_dir=group.working_dir(),
+                    resources=_plain(config["resources"]) if config.get("resources") else {},
+                    security_context=_plain(config["securityContext"])
+                    if config.get("securityContext")
+                    else {},
+                    volume_mounts=group.volume_mounts(),
+                    env_from=group.env_from(),
+                    actions=list(group.actions),
+                    pure=group.pure,
+                )
+            )
         return containers
 
 
 _COMPAT_KEYS = ("image", "imagePullPolicy", "resources", "securityContext")
 _CHAIN_PLACEHOLDER = "shoalstatuschain"
 # Conditions whose expansion needs no expression engine ("CHAIN" = the status chain).
-_FAST_CONDITIONS = {"passed": "CHAIN", "success": "CHAIN", "true": "true", "always": "true", "false": "false",
-                    "never": "false", "failed": "!(CHAIN)", "error": "!(CHAIN)"}
-_FAST_STATIC = {"passed": "true", "success": "true", "true": "true", "always": "true", "false": "false",
-                "never": "false", "failed": "false", "error": "false"}
+_FAST_CONDITIONS = {
+    "passed": "CHAIN",
+    "success": "CHAIN",
+    "true": "true",
+    "always": "true",
+    "false": "false",
+    "never": "false",
+    "failed": "!(CHAIN)",
+    "error": "!(CHAIN)",
+}
+_FAST_STATIC = {
+    "passed": "true",
+    "success": "true",
+    "true": "true",
+    "always": "true",
+    "false": "false",
+    "never": "false",
+    "failed": "false",
+    "error": "false",
+}
 
 
 @dataclass(slots=True)
@@ -1288,7 +1412,8 @@ def _env_var(data: Data) -> EnvVar:
         value=None if value is None else (value if isinstance(value, str) else to_string(value)),
         value_from=_plain(value_from) if value_from is not None else None,
         global_=bool(data.get("global")),
-        sensitive=isinstance(value_from, dict) and ("secretKeyRef" in value_from or "credentialRef" in value_from),
+        sensitive=isinstance(value_from, dict)
+        and ("secretKeyRef" in value_from or "credentialRef" in value_from),
     )
 
 

@@ -76,8 +76,9 @@ class Scope:
 
     def machine(self) -> Machine:
         if self._machine is None:
-            self._machine = Machine(variables=self.variables, expressions=self.expressions,
-                                    functions=self.functions)
+            self._machine = Machine(
+                variables=self.variables, expressions=self.expressions, functions=self.functions
+            )
         return self._machine
 
     def child(
@@ -165,54 +166,36 @@ def _find(text: str, name: str) -> int | None:
     return match.start() if match else None
 
 
+_ISLAND = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}")
+
+
 def _fast_template(text: str, scope: Scope) -> str | None:
     """The common case without the engine: islands that are plain names of scalars or run-time names.
 
     Gives exactly what the engine would (`{{ env.X }}` -> `{{env.X}}`, values escaped); ``None``
     when anything else is in the text, so the engine handles it.
     """
-    out: list[str] = []
-    pos = 0
+    parts = _ISLAND.split(text)
+    literals = "".join(parts[::2])
+    if "{" in literals or "}" in literals:
+        return None
     variables = scope.variables
-    while True:
-        start = text.find("{{", pos)
-        if start < 0:
-            break
-        literal = text[pos:start]
-        if "{" in literal or "}" in literal:
-            return None
-        end = text.find("}}", start + 2)
-        if end < 0:
-            return None
-        name = text[start + 2:end].strip()
-        if not _is_plain_name(name):
-            return None
-        out.append(literal)
+    for i in range(1, len(parts), 2):
+        name = parts[i]
         value = variables.get(name, _MISSING)
         if value is not _MISSING:
             kind = type(value)
             if kind is str:
-                out.append(escape_template_text(value))
+                parts[i] = escape_template_text(value)
             elif kind is int or kind is float or kind is bool:
-                out.append(to_string(value))
+                parts[i] = to_string(value)
             else:
                 return None
         elif name in scope.expressions or name in ("true", "false", "null") or not scope.is_allowed(name):
             return None
         else:
-            out.append("{{" + name + "}}")
-        pos = end + 2
-    tail = text[pos:]
-    if "{" in tail or "}" in tail:
-        return None
-    out.append(tail)
-    return "".join(out)
-
-
-def _is_plain_name(name: str) -> bool:
-    if not name or not name.isascii() or name[0].isdigit():
-        return False
-    return all(part.isidentifier() or part.isdigit() for part in name.split("."))
+            parts[i] = "{{" + name + "}}"
+    return "".join(parts)
 
 
 _MISSING: Any = object()
