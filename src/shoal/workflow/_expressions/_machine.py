@@ -213,7 +213,7 @@ def _lookup(name: str, ctx: Context) -> Expression | None:
     for index in range(level - 1, -1, -1):
         if result is not None:
             if type(result) is not Literal:
-                result = Property(result, segments[index])
+                result = property_of(result, segments[index])
                 continue
             try:
                 result = Literal(at(result.value_, segments[index]))
@@ -241,7 +241,14 @@ def _resolve_property(node: Property, ctx: Context) -> Expression:
             raise ExpressionError(f"{render_short(node)}: {exc.message}") from None
     if target is node.target:
         return node
-    return Property(target, node.name)
+    return property_of(target, node.name)
+
+
+def property_of(target: Expression, name: str) -> Expression:
+    """``target.name``; on a plain name that is the dotted name (what its text reads back as)."""
+    if isinstance(target, Accessor):
+        return Accessor(target.name + "." + name)
+    return Property(target, name)
 
 
 def at(value: Any, key: Any) -> Any:

@@ -70,7 +70,11 @@ def path_expression(target: Expression, segments: list[str]) -> Expression:
     """``target.a.b``; a ``*`` segment maps the rest over the items (``_wc``)."""
     if "*" not in segments:
         for segment in segments:
-            target = Property(target, segment)
+            target = (
+                Accessor(target.name + "." + segment)
+                if isinstance(target, Accessor)
+                else Property(target, segment)
+            )
         return target
     star = len(segments) - 1 - segments[::-1].index("*")
     inner = path_expression(target, segments[:star])
@@ -79,9 +83,11 @@ def path_expression(target: Expression, segments: list[str]) -> Expression:
 
 
 class _Parser:
-    __slots__ = ("index", "nesting", "tokens")
+    __slots__ = ("index", "nesting", "positions", "tokens")
 
     def __init__(self, tokens: list[Token], end: int) -> None:
+        # Where each operation starts (node id -> offset), to position errors of constant folding.
+        self.positions: dict[int, int] = {}
         # A sentinel at the end: looking at the current token never goes out of range.
         self.tokens: list[Token] = [*tokens, (END, None, end, end)]
         self.index = 0
@@ -134,7 +140,9 @@ class _Parser:
         self.nesting -= 1
         depth = max(depth, then_depth, otherwise_depth) + 1
         self._check_depth(depth, token[2])
-        return Ternary(condition, then, otherwise), depth
+        node = Ternary(condition, then, otherwise)
+        self.positions[id(node)] = token[2]
+        return node, depth
 
     def binary(self, min_priority: int) -> tuple[Expression, int]:
         left, depth = self.unary()
@@ -157,6 +165,7 @@ class _Parser:
             if depth > MAX_DEPTH:
                 self._check_depth(depth, start)
             left = Binary(canonical, left, right, op if op != canonical else "")
+            self.positions[id(left)] = start
             after_comparison = is_comparison
         return left, depth
 
@@ -173,7 +182,9 @@ class _Parser:
                 if isinstance(number, (int, float)) and not isinstance(number, bool):
                     return Literal(-number), depth
             self._check_depth(depth + 1, start)
-            return Unary(op, operand), depth + 1
+            unary = Unary(op, operand)
+            self.positions[id(unary)] = start
+            return unary, depth + 1
         node, depth = self.primary()
         tokens = self.tokens
         if tokens[self.index][0] != PROPERTY:
@@ -185,7 +196,9 @@ class _Parser:
             self.index += 1
         depth += len(segments)
         self._check_depth(depth, start)
-        return path_expression(node, segments), depth
+        node = path_expression(node, segments)
+        self.positions[id(node)] = start
+        return node, depth
 
     def primary(self) -> tuple[Expression, int]:
         tokens = self.tokens
@@ -236,7 +249,9 @@ class _Parser:
                 args.append(Argument(expr))
         self.nesting -= 1
         self._check_depth(depth + 1, start)
-        return Call(name, tuple(args)), depth + 1
+        call = Call(name, tuple(args))
+        self.positions[id(call)] = start
+        return call, depth + 1
 
 
 def parse_tokens(tokens: list[Token], end: int) -> Expression:
@@ -244,12 +259,46 @@ def parse_tokens(tokens: list[Token], end: int) -> Expression:
     return _Parser(tokens, end).parse()
 
 
+def compile_tokens(tokens: list[Token], end: int) -> Expression:
+    """The simplified tree of a token list; a failure while folding points at its operation."""
+    parser = _Parser(tokens, end)
+    tree = parser.parse()
+    try:
+        return resolve_at_compile_time(tree)
+    except ExpressionError as exc:
+        if exc.position is not None:
+            raise
+        raise ExpressionError(exc.message, _locate_failure(tree, parser.positions)) from None
+
+
+def _locate_failure(tree: Expression, positions: dict[int, int]) -> int | None:
+    """The position of the innermost operation of ``tree`` that fails to fold."""
+    order: list[Expression] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children())
+    for node in reversed(order):  # children before their parents
+        position = positions.get(id(node))
+        if position is None:
+            continue
+        try:
+            resolve_at_compile_time(node)
+        except ExpressionError:
+            return position
+    return None
+
+
 def parse(source: str) -> Expression:
     """The tree of an expression, as written (no simplification)."""
+    return parse_tokens(*_tokens(source))
+
+
+def _tokens(source: str) -> tuple[list[Token], int]:
     if len(source) > MAX_SOURCE_LENGTH:
         raise ExpressionError(f"expression is longer than {MAX_SOURCE_LENGTH} characters", MAX_SOURCE_LENGTH)
-    tokens, end = tokenize(source)
-    return parse_tokens(tokens, end)
+    return tokenize(source)
 
 
 @lru_cache(maxsize=16384)
@@ -257,8 +306,8 @@ def compile_expression(source: str) -> Expression:
     """Parse an expression and simplify its constant parts; raises ``ExpressionError``."""
     match = _SIMPLE_NAME_RE.fullmatch(source)
     if match is not None and match.group(1) not in _KEYWORDS:
-        return name_expression(match.group(1))
-    return resolve_at_compile_time(parse(source))
+        return name_expression(match.group(1), match.start(1))
+    return compile_tokens(*_tokens(source))
 
 
 # A plain (dotted) name, the most common expression: no need for the tokenizer.

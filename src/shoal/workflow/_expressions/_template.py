@@ -16,9 +16,8 @@ from shoal.workflow._expressions._machine import (
     Machine,
     as_string_part,
     concatenate,
-    resolve_at_compile_time,
 )
-from shoal.workflow._expressions._parse import MAX_SOURCE_LENGTH, compile_expression, parse_tokens
+from shoal.workflow._expressions._parse import MAX_SOURCE_LENGTH, compile_expression, compile_tokens
 from shoal.workflow._expressions._tokenize import NAME, PROPERTY, tokenize
 from shoal.workflow._expressions._values import to_string
 
@@ -46,7 +45,7 @@ def compile_template(source: str) -> Expression:
         offset = stop + 2
         if not tokens:
             continue
-        parts.append(as_string_part(resolve_at_compile_time(parse_tokens(tokens, stop))))
+        parts.append(as_string_part(compile_tokens(tokens, stop)))
     if offset < len(source):
         parts.append(Literal(source[offset:]))
     return concatenate(parts)
