@@ -125,3 +125,14 @@ def test_paused_workers_beyond_parallelism_do_not_deadlock(execution: Execution)
     assert res.code == 0, res.output
     assert runner.events[:2] == ["paused", "paused"]
     assert runner.events.count("started") == 3
+
+
+def test_a_worker_that_cannot_start_does_not_hold_paused_workers(execution: Execution) -> None:
+    specs = [{"paused": True}, {"paused": True, "transfer": [{"from": "/data/x", "to": "/elsewhere"}]}]
+    runner = ShellRunner()
+    res = execution.call(
+        run_parallel, "parallel", {}, ScriptInstances(scripts=["true"] * 2, specs=specs), runner
+    )
+    assert res.code == 1
+    assert "[worker 1] cannot start" in res.text
+    assert runner.events == ["paused", "started"]

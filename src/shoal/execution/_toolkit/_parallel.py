@@ -127,6 +127,13 @@ def run_parallel(
     run.log(f"Running {len(instances)} workers (parallelism {min(parallelism, max(1, len(instances)))})")
 
     def work(inst: Instance) -> None:
+        barrier.started(inst.index)
+        try:
+            work_on(inst)
+        finally:
+            barrier.finished(inst.index)
+
+    def work_on(inst: Instance) -> None:
         label = f"[worker {inst.index}]"
         prefix = f"{run.ref}/{inst.index + 1}"  # Testkube's file prefix of a worker's artifacts
         if cancel.is_set():
@@ -155,6 +162,8 @@ def run_parallel(
         if inst.description:
             start["description"] = inst.description
         run.emit(PARALLEL, start)
+        if inst.description:
+            run.log(f"{label} {inst.description}")
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("w", encoding="utf-8") as log:
 
@@ -170,14 +179,11 @@ def run_parallel(
                 if kind in ("artifact", "report") and isinstance(value.get(key), str):
                     run.emit(kind, {**value, key: f"{prefix}/{value[key]}"})
 
-            barrier.started(inst.index)
             try:
                 status = runner.run(job, on_line, cancel, on_record)
             except Exception as exc:  # a runtime failure fails this worker, not the whole toolkit
                 run.log(f"{label} runtime error: {exc}")
                 status = "failed"
-            finally:
-                barrier.finished(inst.index)
         try:
             fetch_from(run, inst.spec, mounts, label)
         except (ToolkitError, OSError) as exc:
