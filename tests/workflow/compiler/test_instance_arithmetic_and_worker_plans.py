@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shoal.workflow import WorkflowError, compile_service_instance, compile_worker, expand_instances
 from tests.workflow.compiler.compiler_helpers import CONTEXT, by_name, plan_of
@@ -100,3 +102,26 @@ def test_service_instance_plan() -> None:
     assert {e.name: e.value for e in op.env}["G"] == "g"
     with pytest.raises(WorkflowError):
         compile_service_instance(plan, start.ref, "nope", 0)
+
+
+@given(st.lists(st.integers(), max_size=30), st.integers(1, 12))
+def test_shards_partition_the_list_in_order(values: list[int], count: int) -> None:
+    instances = expand_instances({"count": count, "shards": {"v": values}} if values else {"count": count})
+    assert len(instances) == count
+    if not values:
+        return
+    chunks = [i["shard"]["v"] for i in instances]
+    assert [x for chunk in chunks for x in chunk] == values
+    sizes = [len(c) for c in chunks]
+    assert sizes == sorted(sizes, reverse=True) and max(sizes) - min(sizes) <= 1
+
+
+@given(st.dictionaries(st.sampled_from("abcd"), st.lists(st.integers(), min_size=1, max_size=3, unique=True),
+                       min_size=1, max_size=3))
+def test_matrix_enumerates_every_combination_once(matrix: dict[str, list[int]]) -> None:
+    instances = expand_instances({"matrix": matrix})
+    combos = [tuple(i["matrix"][k] for k in sorted(matrix)) for i in instances]
+    expected = 1
+    for values in matrix.values():
+        expected *= len(values)
+    assert len(combos) == expected == len(set(combos))
