@@ -66,8 +66,9 @@ class Declined(_Message):
 
 
 AgentMessage = Annotated[Hello | Heartbeat | EventBatch | Accepted | Declined, Field(discriminator="type")]
+# mypy cannot see a union through Annotated; the adapter's element type says what it yields.
 agent_message_adapter: TypeAdapter[Hello | Heartbeat | EventBatch | Accepted | Declined] = TypeAdapter(
-    AgentMessage
+    AgentMessage  # type: ignore[arg-type]
 )
 
 # ------------------------------------------------------------------------------------------ server → agent
@@ -98,7 +99,7 @@ class Assignment(_Message):
     number: int
     group_id: str
     workflow: dict[str, Any]  # the TestWorkflow document as stored
-    templates: dict[str, dict[str, Any]] = Field(default_factory=dict)  # name -> TestWorkflowTemplate document
+    templates: dict[str, dict[str, Any]] = Field(default_factory=dict)  # name -> template document
     config: dict[str, str] = Field(default_factory=dict)  # run-time config, sensitive values included
     tags: dict[str, str] = Field(default_factory=dict)
     scheduled_at: str = ""
@@ -106,6 +107,9 @@ class Assignment(_Message):
     organization: str = ""
     environment: str = ""
     parent_execution_ids: list[str] = Field(default_factory=list)
+    # Short-lived token with the run rights of whoever started the execution (for `execute` steps that
+    # start child executions through the control plane); revoked when the execution ends.
+    execution_token: str = ""
 
 
 class Control(_Message):
@@ -118,7 +122,9 @@ class ResourcesChanged(_Message):
     revision: int
 
 
-ServerMessage = Annotated[Welcome | Ack | Assignment | Control | ResourcesChanged, Field(discriminator="type")]
+ServerMessage = Annotated[
+    Welcome | Ack | Assignment | Control | ResourcesChanged, Field(discriminator="type")
+]
 server_message_adapter: TypeAdapter[Welcome | Ack | Assignment | Control | ResourcesChanged] = TypeAdapter(
-    ServerMessage
+    ServerMessage  # type: ignore[arg-type]
 )

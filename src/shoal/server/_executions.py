@@ -33,6 +33,7 @@ from shoal.store import (
     Execution,
     NotFound,
     Store,
+    Token,
     new_execution_id,
     now,
 )
@@ -170,6 +171,7 @@ class ExecutionService:
         running_context: Mapping[str, Any] | None = None,
         parent_ids: Sequence[str] = (),
         name: str | None = None,
+        creator: Token | None = None,
     ) -> list[Execution]:
         """Create one execution, or one per distinct value of the replicate labels, and route them."""
         resource = await self.store.get_resource(env.id, WORKFLOW, workflow_name)
@@ -209,6 +211,7 @@ class ExecutionService:
                 list(parent_ids),
                 group_id,
                 name if len(buckets) == 1 else None,
+                {"env_id": creator.env_id, "role": creator.role} if creator is not None else {},
             )
             created.append(ex)
         await self.request_schedule(env.id)
@@ -226,6 +229,7 @@ class ExecutionService:
         parent_ids: list[str],
         group_id: str,
         name: str | None,
+        created_by: dict[str, Any],
     ) -> Execution:
         workflow_name = str((document.get("metadata") or {}).get("name"))
         exe_id = new_execution_id()
@@ -278,6 +282,7 @@ class ExecutionService:
             running_context=running_context,
             parent_id=parent_ids[-1] if parent_ids else None,
             parent_ids=parent_ids,
+            created_by=created_by,
             workflow=document,
             signature=signature,
             queue_reason="waiting for the scheduler" if init_error is None else None,
@@ -289,7 +294,7 @@ class ExecutionService:
             ex = await self.store.get_execution(ex.id)
         return ex
 
-    async def rerun(self, env: Environment, ex: Execution) -> list[Execution]:
+    async def rerun(self, env: Environment, ex: Execution, creator: Token | None = None) -> list[Execution]:
         config = dict(ex.config or {})
         if ex.sealed_config:
             config.update(self.sealer.unseal(ex.sealed_config))
@@ -300,6 +305,7 @@ class ExecutionService:
             tags={k: str(v) for k, v in (ex.tags or {}).items()},
             target=ex.target or None,
             running_context={"interface": {"type": "api"}, "actor": {"type": "user", "name": "rerun"}},
+            creator=creator,
         )
 
     # ------------------------------------------------------------------ routing
@@ -390,9 +396,25 @@ class ExecutionService:
             organization=self.organization,
             environment=env.name,
             parent_execution_ids=list(ex.parent_ids or []),
+            execution_token=await self._execution_token(ex),
         )
         if ex.agent_id:
             await self.hub.send(ex.agent_id, message)
+
+    async def _execution_token(self, ex: Execution) -> str:
+        """A token to start child executions with the creator's rights, at most a runner's."""
+        creator = ex.created_by or {}
+        if creator.get("role") not in ("admin", "editor", "runner"):
+            return ""
+        env = await self.store.get_environment_by_id(ex.env_id)
+        _token, plaintext = await self.store.create_token(
+            env.org_id,
+            creator.get("env_id"),
+            "runner",
+            f"execution {ex.id}",
+            expires_at=now() + timedelta(hours=24),
+        )
+        return plaintext
 
     # ------------------------------------------------------------------ agents' view
 
@@ -538,6 +560,7 @@ class ExecutionService:
             self._spawn(self._after_finish(ex))
 
     async def _after_finish(self, ex: Execution) -> None:
+        await self.store.revoke_tokens_named(f"execution {ex.id}")
         fresh = await self.store.get_execution(ex.id)
         await self.store.record_facts(fresh, failed_steps(fresh.signature or [], fresh.result or {}))
         await self.compact(ex.id)

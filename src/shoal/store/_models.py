@@ -134,6 +134,7 @@ class Execution(Base):
     running_context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     parent_id: Mapped[str | None] = mapped_column(String(24), nullable=True)
     parent_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_by: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # token scope of whoever ran it
     workflow: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the document as run
     signature: Mapped[list[Any]] = mapped_column(JSON, default=list)
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -252,6 +252,10 @@ class Store:
             return None
         return token
 
+    async def revoke_tokens_named(self, name: str) -> None:
+        async with self.session() as s:
+            await s.execute(update(Token).where(Token.name == name).values(revoked=True))
+
     async def revoke_token(self, token_id: str) -> None:
         async with self.session() as s:
             await s.execute(update(Token).where(Token.id == token_id).values(revoked=True))

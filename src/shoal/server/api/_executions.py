@@ -63,6 +63,7 @@ async def run_workflow(
             running_context=context,
             parent_ids=body.parent_execution_ids,
             name=body.name,
+            creator=principal.token,
         )
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
@@ -266,7 +267,7 @@ async def rerun_execution(
     principal.require(RUN)
     ex = await _execution(state, env, execution_id)
     try:
-        created = await state.executions.rerun(env, ex)
+        created = await state.executions.rerun(env, ex, principal.token)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except RequestError as exc:
