@@ -252,10 +252,19 @@ class Agent:
             await self._emit(a.execution_id, self._failure_events(a.execution_id, message))
             self._finish(a.execution_id)
             return
+        secrets = dict(compiled.secrets)
+        if a.execution_token:
+            # For `execute` steps: the toolkit starts child executions through the control plane.
+            secrets.update(
+                SHOAL_SERVER=self.config.server,
+                SHOAL_EXECUTION_TOKEN=a.execution_token,
+                SHOAL_ENVIRONMENT=a.environment,
+                SHOAL_PARENT_EXECUTION_IDS=",".join([*a.parent_execution_ids, a.execution_id]),
+            )
         job = ExecutionJob(
             execution_id=a.execution_id,
             plan=compiled.plan,
-            secrets=compiled.secrets,
+            secrets=secrets,
             name=a.name,
             number=a.number,
             tags=dict(a.tags),
