@@ -128,7 +128,9 @@ class _Tables:
     def plan_script(self) -> str:
         out = [f"# shoal init: stage tables of workflow {_comment(self.plan.workflow)} (generated)"]
         for start in range(0, len(self.order), 8):
-            out.append(" ".join(f"_S{n}='' _T{n}='' _I{n}=''" for n in range(start, min(start + 8, len(self.order)))))
+            out.append(
+                " ".join(f"_S{n}='' _T{n}='' _I{n}=''" for n in range(start, min(start + 8, len(self.order))))
+            )
         out.append("_sh_crashed() {")
         for stage in self.order:
             if stage.kind != "group":
@@ -265,7 +267,9 @@ class _Program:
 
         until = ""
         if stage.retry is not None and stage.retry.until.strip() not in _DEFAULT_UNTIL:
-            compiled = self.compile(stage.retry.until, self.scope(stage, env=True, until=True), template=False)
+            compiled = self.compile(
+                stage.retry.until, self.scope(stage, env=True, until=True), template=False
+            )
             until = compiled.function or self.constant_function(compiled)
         retries = stage.retry.count if stage.retry is not None else 0
 
@@ -335,7 +339,9 @@ class _Program:
     # ------------------------------------------------------------------ actions
 
     def action(self, title: str, lines: list[str]) -> None:
-        self.actions.append(f"# {_comment(title)}\n[ -z \"$_sh_abort\" ] || _sh_abort_exit\n" + "\n".join(lines))
+        self.actions.append(
+            f'# {_comment(title)}\n[ -z "$_sh_abort" ] || _sh_abort_exit\n' + "\n".join(lines)
+        )
 
     def skip_function(self, stage: Stage) -> str:
         n = self.tables.index[stage.ref]
@@ -343,7 +349,7 @@ class _Program:
         lines = [f"{name}() {{"]
         for sub in self.tables.postorder(stage.ref):
             m, ref = self.tables.index[sub.ref], self.tables.ref_word(sub)
-            lines.append(f"\t[ -n \"$_S{m}\" ] || {{ _S{m}=skipped; _sh_end {m} {ref} skipped; }}")
+            lines.append(f'\t[ -n "$_S{m}" ] || {{ _S{m}=skipped; _sh_end {m} {ref} skipped; }}')
         lines.append("}")
         self.functions.append("\n".join(lines) + "\n")
         return name
@@ -358,7 +364,9 @@ class _Program:
             started.append(f"_T{n}=$_sh_now")
         if stage.paused:
             started.append(f"_sh_setpause {n} {ref}")
-        compiled = self.compile(stage.condition or "true", self.scope(stage, env=stage.kind != "group"), False)
+        compiled = self.compile(
+            stage.condition or "true", self.scope(stage, env=stage.kind != "group"), False
+        )
         body = [f'if [ -z "$_S{n}" ]; then']
         if compiled.constant is not None:
             if is_truthy(compiled.constant.value_):  # type: ignore[attr-defined]
@@ -397,7 +405,9 @@ class _Program:
                 status = "passed" if is_truthy(compiled.constant.value_) else "failed"  # type: ignore[attr-defined]
                 body.append(f"\t_S{n}={status}")
             else:
-                body.append(f'\tif {compiled.function} && _sh_truthy "$_sh_r"; then _S{n}=passed; else _S{n}=failed; fi')
+                body.append(
+                    f'\tif {compiled.function} && _sh_truthy "$_sh_r"; then _S{n}=passed; else _S{n}=failed; fi'
+                )
         body.append(f'\t_sh_end {n} {ref} "$_S{n}"')
         body.append("fi")
         self.action(f"end {stage.ref}", body)
@@ -405,7 +415,9 @@ class _Program:
     def render(self) -> str:
         for act in self.container.actions:
             if act.ref not in self.plan.stages:
-                raise ValueError(f"container {self.container.index}: action {act.op} of unknown ref {act.ref!r}")
+                raise ValueError(
+                    f"container {self.container.index}: action {act.op} of unknown ref {act.ref!r}"
+                )
             stage = self.plan.stages[act.ref]
             if act.op == "start":
                 self.start(stage)
@@ -426,4 +438,11 @@ class _Program:
             "# shellcheck source=/dev/null\n"
             '. "$_sh_dir/plan.sh"\n'
         )
-        return head + "\n" + "".join(self.functions) + "\n_sh_init\n\n" + "\n\n".join(self.actions) + "\n\nexit 0\n"
+        return (
+            head
+            + "\n"
+            + "".join(self.functions)
+            + "\n_sh_init\n\n"
+            + "\n\n".join(self.actions)
+            + "\n\nexit 0\n"
+        )

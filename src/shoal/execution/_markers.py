@@ -37,4 +37,12 @@ def format_marker(ref: str, name: str, value: Any) -> bytes:
         if bad:
             raise ValueError(f"marker {label} {text!r} contains control characters {sorted(bad)!r}")
     payload = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return MARKER_START + ref.encode() + MARKER_SEP + name.encode() + MARKER_VALUE + payload.encode() + MARKER_END
+    return (
+        MARKER_START
+        + ref.encode()
+        + MARKER_SEP
+        + name.encode()
+        + MARKER_VALUE
+        + payload.encode()
+        + MARKER_END
+    )

@@ -205,7 +205,9 @@ class _Translator:
         if node.name not in RUNTIME_FUNCTIONS:
             raise RuntimeExpressionError(f"function {node.name}() is not available at run time")
         if any(arg.spread for arg in node.args):
-            raise RuntimeExpressionError(f"spread arguments (...) are not supported at run time in {node.name}()")
+            raise RuntimeExpressionError(
+                f"spread arguments (...) are not supported at run time in {node.name}()"
+            )
         args = [self.operand(arg.expr) for arg in node.args]
         return self.result(" ".join([f"_sh_fn_{node.name}", *args]))
 

@@ -103,7 +103,8 @@ def build(root: Node, cuts: Sequence[str] = ()) -> Plan:
         stages=stages,
         signature=[],
         containers=[
-            Container(index=i + 1, name=str(i + 1), image="busybox", actions=acts) for i, acts in enumerate(containers)
+            Container(index=i + 1, name=str(i + 1), image="busybox", actions=acts)
+            for i, acts in enumerate(containers)
         ],
     )
 
@@ -228,7 +229,9 @@ class Workspace:
         return Result(proc.returncode, proc.stdout, markers, log)
 
 
-def read_until(proc: subprocess.Popen[bytes], predicate: Callable[[bytes], bool], timeout: float = 10) -> bytes:
+def read_until(
+    proc: subprocess.Popen[bytes], predicate: Callable[[bytes], bool], timeout: float = 10
+) -> bytes:
     """Read the process' stdout until ``predicate(output so far)`` holds (or fail after ``timeout``)."""
     assert proc.stdout is not None
     out = b""

@@ -17,7 +17,10 @@ def test_sensitive_values_are_masked_in_logs_and_outputs(workspace: MakeWorkspac
         'echo "token=$API_TOKEN short=$PIN"; printf "partial $API_TOKEN"; echo; echo "$API_TOKEN" >&2; '
         'echo "$API_TOKEN" > "$SHOAL_OUTPUTS/t"; echo "$STEP_SECRET and $LONGER_SECRET"'
     )
-    stage_env = [EnvVar("STEP_SECRET", "s3cr3t-step", sensitive=True), EnvVar("LONGER_SECRET", "s3cr3t-step-longer")]
+    stage_env = [
+        EnvVar("STEP_SECRET", "s3cr3t-step", sensitive=True),
+        EnvVar("LONGER_SECRET", "s3cr3t-step-longer"),
+    ]
     plan = build(group("root", shell("s", script, id="s", env=stage_env)))
     ws = workspace(plan)
     mask = ws.root / "mask"
@@ -118,7 +121,9 @@ def test_finalize_aborted_closes_what_a_killed_program_left_open(workspace: Make
 
 
 def test_restarted_program_does_not_rerun_the_interrupted_step(workspace: MakeWorkspace) -> None:
-    plan = build(group("root", shell("a", "echo a-ran"), shell("b", "echo started; sleep 30"), shell("c", "true")))
+    plan = build(
+        group("root", shell("a", "echo a-ran"), shell("b", "echo started; sleep 30"), shell("c", "true"))
+    )
     ws = workspace(plan)
     proc = ws.start(1)
     read_until(proc, lambda out: b"started" in out)

@@ -36,7 +36,9 @@ def test_retry_stops_after_the_limit(workspace: MakeWorkspace) -> None:
 
 def test_retry_until_expression_sees_the_attempt(workspace: MakeWorkspace) -> None:
     # re-run while the attempt passes, until it fails (self.failed), at most 4 attempts
-    plan = build(group("root", shell("s", FLAKY.replace("-ge 3", "-lt 3"), retry=(3, "self.failed"), optional=True)))
+    plan = build(
+        group("root", shell("s", FLAKY.replace("-ge 3", "-lt 3"), retry=(3, "self.failed"), optional=True))
+    )
     ws = workspace(plan)
     ws.data.mkdir(parents=True)
     result = ws.run()
@@ -72,7 +74,9 @@ def test_outputs_are_announced_masked_and_readable_later(workspace: MakeWorkspac
         group(
             "root",
             shell("p", produce, id="produce"),
-            shell("c", "echo got:{{ step.produce.outputs.token }}:{{ shellquote(step.produce.outputs.quote) }}:"),
+            shell(
+                "c", "echo got:{{ step.produce.outputs.token }}:{{ shellquote(step.produce.outputs.quote) }}:"
+            ),
             shell("d", "echo missing:{{ step.produce.outputs.nothing }}:"),
         ),
         cuts=["c"],
@@ -81,7 +85,7 @@ def test_outputs_are_announced_masked_and_readable_later(workspace: MakeWorkspac
     assert result.statuses() == {"p": "passed", "c": "passed", "d": "passed", "root": "passed"}
     assert result.values("p", "output") == [{"token": "tok-123", "quote": 'a"b\\c\td'}]
     assert result.names("p") == ["start", "output", "execution", "end"]
-    assert "got:tok-123:a\"b\\c\td:" in result.text
+    assert 'got:tok-123:a"b\\c\td:' in result.text
     assert "missing::" in result.text
 
 
@@ -90,7 +94,9 @@ def test_outputs_are_cleared_between_attempts(workspace: MakeWorkspace) -> None:
         'if [ -e "$SHOAL_DATA/second" ]; then echo two > "$SHOAL_OUTPUTS/b"; else '
         'touch "$SHOAL_DATA/second"; echo one > "$SHOAL_OUTPUTS/a"; exit 1; fi'
     )
-    plan = build(group("root", shell("s", script, id="s", retry=1), shell("t", "echo [{{ step.s.outputs.a }}]")))
+    plan = build(
+        group("root", shell("s", script, id="s", retry=1), shell("t", "echo [{{ step.s.outputs.a }}]"))
+    )
     ws = workspace(plan)
     ws.data.mkdir(parents=True)
     result = ws.run()
@@ -100,7 +106,11 @@ def test_outputs_are_cleared_between_attempts(workspace: MakeWorkspace) -> None:
 
 
 def test_step_results_directory_is_created(workspace: MakeWorkspace) -> None:
-    plan = build(group("root", shell("s", 'echo hi > "{{ step.results }}/f"; cat "$SHOAL_DATA/.steps/keep/f"', id="keep")))
+    plan = build(
+        group(
+            "root", shell("s", 'echo hi > "{{ step.results }}/f"; cat "$SHOAL_DATA/.steps/keep/f"', id="keep")
+        )
+    )
     result = workspace(plan).run()
     assert result.statuses()["s"] == "passed"
     assert "hi" in result.text

@@ -12,7 +12,9 @@ MakeWorkspace = Callable[[Plan], Workspace]
 
 
 def test_passing_and_failing_steps_end_with_their_status(workspace: MakeWorkspace) -> None:
-    plan = build(group("root", shell("ok", "echo hello"), shell("bad", "exit 3"), shell("after", "echo never")))
+    plan = build(
+        group("root", shell("ok", "echo hello"), shell("bad", "exit 3"), shell("after", "echo never"))
+    )
     result = workspace(plan).run()
     assert result.code == 0
     assert result.statuses() == {"ok": "passed", "bad": "failed", "after": "skipped", "root": "failed"}
@@ -67,7 +69,14 @@ def test_false_condition_skips_a_whole_subtree(workspace: MakeWorkspace) -> None
         )
     )
     result = workspace(plan).run()
-    assert result.statuses() == {"a": "skipped", "b": "skipped", "g2": "skipped", "g": "skipped", "c": "passed", "root": "passed"}
+    assert result.statuses() == {
+        "a": "skipped",
+        "b": "skipped",
+        "g2": "skipped",
+        "g": "skipped",
+        "c": "passed",
+        "root": "passed",
+    }
     ends = [ref for ref, name, _ in result.markers if name == "end"]
     assert ends.index("a") < ends.index("g") and ends.index("g2") < ends.index("g")  # children first
     assert all(result.names(ref) == ["end"] for ref in ("a", "b", "g2", "g"))
@@ -124,8 +133,12 @@ def test_missing_binary_is_a_clear_error(workspace: MakeWorkspace) -> None:
 def test_signal_death_is_reported_by_name(workspace: MakeWorkspace) -> None:
     plan = build(group("root", shell("s", "kill -TERM $$"), shell("k", "kill -KILL $$", condition="always")))
     result = workspace(plan).run()
-    assert result.values("s", "execution") == [{"code": 143, "details": "killed by signal TERM", "iteration": 1}]
-    assert result.values("k", "execution") == [{"code": 137, "details": "killed by signal KILL", "iteration": 1}]
+    assert result.values("s", "execution") == [
+        {"code": 143, "details": "killed by signal TERM", "iteration": 1}
+    ]
+    assert result.values("k", "execution") == [
+        {"code": 137, "details": "killed by signal KILL", "iteration": 1}
+    ]
     assert result.statuses()["s"] == "failed"
 
 

@@ -84,7 +84,18 @@ _sh_jstr() { # text -> _sh_js, escaped for a JSON string
 		\\) _sh_js="$_sh_js\\\\" ;;
 		\") _sh_js="$_sh_js\\\"" ;;
 		"$_sh_nl") _sh_js="$_sh_js\\n" ;;
-		[[:cntrl:]]) _sh_js=$_sh_js$(printf '\\u%04x' "'$_sh_jc") ;;
+		[[:cntrl:]])
+			# the escapes Python's json module writes, so that both encoders give the same bytes
+			_sh_jo=$(printf '%d' "'$_sh_jc")
+			case $_sh_jo in
+			8) _sh_js="$_sh_js\\b" ;;
+			9) _sh_js="$_sh_js\\t" ;;
+			12) _sh_js="$_sh_js\\f" ;;
+			13) _sh_js="$_sh_js\\r" ;;
+			127) _sh_js=$_sh_js$_sh_jc ;;
+			*) _sh_js=$_sh_js$(printf '\\u%04x' "$_sh_jo") ;;
+			esac
+			;;
 		*) _sh_js=$_sh_js$_sh_jc ;;
 		esac
 	done
@@ -539,8 +550,8 @@ _sh_awk_out=$_sh_awk_common'
 function jesc(s,    i, c) {
 	s = repl(s, "\\", "\\\\"); s = repl(s, "\"", "\\\""); s = repl(s, "\n", "\\n")
 	s = repl(s, "\r", "\\r"); s = repl(s, "\t", "\\t")
+	s = repl(s, sprintf("%c", 8), "\\b"); s = repl(s, "\f", "\\f")
 	for (i = 1; i < 32; i++) { c = sprintf("%c", i); if (index(s, c)) s = repl(s, c, sprintf("\\u%04x", i)) }
-	c = sprintf("%c", 127); if (index(s, c)) s = repl(s, c, "\\u007f")
 	return s
 }
 function trim(s,    ws) {
@@ -635,7 +646,13 @@ BEGIN {
 	else if (op == "*") r = a * b
 	else if (op == "/") { if (b == 0) exit 2; r = a / b }
 	else if (op == "%") { if (b == 0) exit 3; r = a - b * int(a / b) }
-	else if (op == "**") r = a ^ b
+	else if (op == "**") {
+		# busybox awk has no math library: whole exponents only, by squaring
+		if (b != int(b)) exit 4
+		n = b < 0 ? -b : b; r = 1; x = a
+		while (n > 0) { if (n % 2 == 1) r *= x; x *= x; n = int(n / 2) }
+		if (b < 0) { if (r == 0) exit 2; r = 1 / r }
+	}
 	else { r = (op == "<") ? a < b : (op == "<=") ? a <= b : (op == ">") ? a > b : a >= b; print r; exit }
 	print fmt(r)
 }
@@ -746,6 +763,10 @@ _sh_arith() { # op a b -> _sh_r (number, or bool for comparisons)
 		;;
 	3)
 		_sh_err='cannot modulo by zero'
+		return 1
+		;;
+	4)
+		_sh_err="cannot compute $_sh_na ** $_sh_nb at run time: the exponent must be a whole number"
 		return 1
 		;;
 	*)
