@@ -161,6 +161,10 @@ class ExecutionEvent:
     artifact: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
 
+    def __hash__(self) -> int:
+        # The payload may hold dicts; equal events still hash equal on these fields.
+        return hash((self.seq, self.ts, self.type, self.ref))
+
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {self.type!r}")

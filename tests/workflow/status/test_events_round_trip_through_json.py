@@ -63,3 +63,8 @@ def test_result_is_json() -> None:
         "startedAt": "2023-11-14T22:13:21.000Z",
         "finishedAt": "2023-11-14T22:13:22.000Z",
     }
+
+
+def test_events_with_dict_payloads_are_hashable() -> None:
+    event = ExecutionEvent(seq=4, ts=8, type="output", ref="a", outputs={"k": "v"})
+    assert {event, ExecutionEvent.from_dict(event.to_dict())} == {event}
