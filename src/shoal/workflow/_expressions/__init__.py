@@ -14,7 +14,9 @@ Deliberate differences from Testkube's engine: unary ``-`` binds tighter than ev
 operator (Testkube's applies to the rest of the expression); comparisons cannot be chained;
 ternaries nest to the right; whole numbers print as integers (never ``1e+06``); ``len()`` counts
 characters; ``relpath``/``abspath`` with a relative path stay symbolic until a machine provides
-``workingDir`` (``filesystem_machine`` does); ``date()`` is never folded at compile time.
+``workingDir`` (``filesystem_machine`` does); ``date()`` is never folded at compile time;
+``tojson`` does not escape ``<``, ``>``, ``&``; ``(a).k`` on a plain name is the dotted name ``a.k``;
+``any()`` skips unknown names at the final stage (as documented, unlike Testkube's code).
 """
 
 from shoal.workflow._expressions._ast import (

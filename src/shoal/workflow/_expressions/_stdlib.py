@@ -261,7 +261,7 @@ def _trim(values: list[Any], ctx: Context) -> Any:
     _count("trim", values, 1)
     if not isinstance(values[0], str):
         raise ExpressionError('"trim" function argument should be a string')
-    return values[0].strip(" \t\n\r\v\f\x85\xa0")
+    return values[0].strip()
 
 
 def _len(values: list[Any], ctx: Context) -> Any:
