@@ -97,8 +97,15 @@ def _missing_templates(doc: Any, templates: dict[str, Any]) -> list[Any]:
         name = ref.get("name") if isinstance(ref, dict) else None
         if isinstance(name, str) and internal_template_name(name) not in templates:
             line, column = doc.locate((*path, "name"))
-            problems.append(Problem(f"template {name!r} not found in the given files",
-                                    format_path((*path, "name")), doc.file, line, column))
+            problems.append(
+                Problem(
+                    f"template {name!r} not found in the given files",
+                    format_path((*path, "name")),
+                    doc.file,
+                    line,
+                    column,
+                )
+            )
 
     def walk(node: Any, path: tuple[str | int, ...]) -> None:
         if isinstance(node, dict):
@@ -120,8 +127,12 @@ def _missing_templates(doc: Any, templates: dict[str, Any]) -> list[Any]:
 
 def compile_command(
     file: Annotated[Path, typer.Argument(help="A file (or directory) holding the workflow.")],
-    name: Annotated[str | None, typer.Option("--name", help="The workflow to compile when the file has several.")] = None,
-    config: Annotated[list[str] | None, typer.Option("--config", help="A config value KEY=VALUE (repeatable).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="The workflow to compile when the file has several.")
+    ] = None,
+    config: Annotated[
+        list[str] | None, typer.Option("--config", help="A config value KEY=VALUE (repeatable).")
+    ] = None,
     template_dir: Annotated[
         list[Path] | None, typer.Option("--template-dir", help="A directory of templates (repeatable).")
     ] = None,

@@ -1072,7 +1072,7 @@ class _Planner:
         self.until_scope = comp.static.child(allowed_names=STATUS_NAMES | {"always", "never"})
 
     def plan(self, root: _Node) -> Plan:
-        self._process(root, None, "", (), self.pure_by_default)
+        self._process(root, None, "", "true", 0, self.pure_by_default)
         containers = self._containers()
         execution = self.spec.get("execution") or {}
         plan = Plan(
@@ -1105,9 +1105,11 @@ class _Planner:
         node: _Node,
         parent: str | None,
         parent_condition: str,
-        chain: tuple[str, ...],
+        chain: str,
+        chain_len: int,
         inherited_pure: bool,
     ) -> None:
+        """``chain``: the status chain (`r2&&r1`, or `true` when empty) of ``chain_len`` refs."""
         condition = node.condition or parent_condition or "passed"
         stage = Stage(
             ref=node.ref,
@@ -1120,8 +1122,8 @@ class _Planner:
             negative=node.negative,
             paused=node.paused,
         )
-        stage.status_chain = "&&".join(chain) if chain else "true"
-        stage.condition = self._expand(condition, chain, node)
+        stage.status_chain = chain
+        stage.condition = self._expand(condition, chain, chain_len, node)
         if node.timeout:
             stage.timeout_ms = self._timeout(node)
         if node.retry:
@@ -1133,13 +1135,14 @@ class _Planner:
             pure = node.pure if node.pure is not None else inherited_pure
             stage.pure = bool(node.pure)
             stage.virtual = not node.name and not node.optional and not node.negative and node.ref != ROOT_REF
-            local: list[str] = []
             refs: list[str] = []
+            child_chain, child_len = chain, chain_len
             for ch in node.children:
-                self._process(ch, node.ref, node.condition, (*local, *chain), pure)
+                self._process(ch, node.ref, node.condition, child_chain, child_len, pure)
                 stage.children.append(ch.ref)
                 if not ch.optional:
-                    local.insert(0, ch.ref)
+                    child_chain = ch.ref if not child_len else f"{ch.ref}&&{child_chain}"
+                    child_len += 1
                     refs.append(ch.ref)
             if node.negative:
                 stage.result = "||".join("!" + r for r in refs) if refs else "false"
@@ -1152,17 +1155,15 @@ class _Planner:
             self.actions.append(Action("exec", node.ref))
         self.actions.append(Action("end", node.ref))
 
-    def _expand(self, condition: str, chain: tuple[str, ...], node: _Node) -> str:
+    def _expand(self, condition: str, chain_src: str, chain_len: int, node: _Node) -> str:
         """The condition over refs: status names replaced by the chain (§4.6), the rest resolved."""
-        chain_src = "&&".join(chain) if chain else "true"
         fast = _FAST_CONDITIONS.get(condition)
         if fast is not None:
-            if not chain:
+            if not chain_len:
                 return _FAST_STATIC[condition]
-            return fast.replace("(CHAIN)", chain_src if len(chain) == 1 else f"({chain_src})").replace(
-                "CHAIN", chain_src
-            )
-        scope = self.chain_scope if chain else self.static_status_scope
+            wrapped = chain_src if chain_len == 1 else f"({chain_src})"
+            return fast.replace("(CHAIN)", wrapped).replace("CHAIN", chain_src)
+        scope = self.chain_scope if chain_len else self.static_status_scope
         try:
             expr = scope.resolve(compile_cached(condition, False), condition)
             if expr.is_static():
@@ -1173,7 +1174,7 @@ class _Planner:
             self.comp.problems.append(self.comp.locator.problem(exc.message, node.anchor, ("condition",)))
             return condition
         if _CHAIN_PLACEHOLDER in source:
-            wrapped = chain_src if len(chain) == 1 else f"({chain_src})"
+            wrapped = chain_src if chain_len == 1 else f"({chain_src})"
             source = source.replace(_CHAIN_PLACEHOLDER, wrapped)
         return source
 

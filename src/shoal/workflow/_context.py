@@ -84,7 +84,14 @@ def _label_key(key: str) -> str:
 
 
 def _running_context(data: dict[str, Any]) -> dict[str, Any]:
-    actor = {"name": "", "email": "", "executionId": "", "executionPath": "", "executionReference": "", "type": ""}
+    actor = {
+        "name": "",
+        "email": "",
+        "executionId": "",
+        "executionPath": "",
+        "executionReference": "",
+        "type": "",
+    }
     interface = {"name": "", "type": ""}
     actor.update(data.get("actor") or {})
     interface.update(data.get("interface") or {})

@@ -18,8 +18,26 @@ COUNT_KEYS = frozenset({"count", "maxCount"})
 DYNAMIC_LIST_KEYS = frozenset({"matrix", "shards"})
 # Never evaluated: identifiers, switches, and things handled elsewhere (template refs, config schemas).
 IGNORED_KEYS = frozenset(
-    {"id", "paused", "optional", "negative", "pure", "cone", "mount", "use", "template", "events",
-     "apiVersion", "kind", "metadata", "system", "failFast", "async", "parallelism", "sensitive"}
+    {
+        "id",
+        "paused",
+        "optional",
+        "negative",
+        "pure",
+        "cone",
+        "mount",
+        "use",
+        "template",
+        "events",
+        "apiVersion",
+        "kind",
+        "metadata",
+        "system",
+        "failFast",
+        "async",
+        "parallelism",
+        "sensitive",
+    }
 )
 
 
@@ -33,8 +51,9 @@ class Where:
 
     __slots__ = ("anchor", "key", "rel", "state")
 
-    def __init__(self, anchor: Any, rel: tuple[PathItem, ...], key: PathItem | None = None,
-                 state: Any = None) -> None:
+    def __init__(
+        self, anchor: Any, rel: tuple[PathItem, ...], key: PathItem | None = None, state: Any = None
+    ) -> None:
         self.anchor = anchor
         self.rel = rel
         self.key = key  # the key of the visited value in its parent
@@ -115,4 +134,3 @@ class FieldWalker:
                 node[key] = self.template(value, sub)
             elif isinstance(value, (dict, list)):
                 self.walk(value, sub)
-

@@ -21,12 +21,32 @@ from shoal.workflow._resolve import FieldError, compile_cached
 Data = dict[str, Any]
 
 # Keys of a parallel spec that only the parent uses (fan-out and file transfer), not the worker.
-_PARALLEL_ONLY = ("count", "maxCount", "matrix", "shards", "parallelism", "failFast", "description", "logs",
-                  "transfer", "fetch")
+_PARALLEL_ONLY = (
+    "count",
+    "maxCount",
+    "matrix",
+    "shards",
+    "parallelism",
+    "failFast",
+    "description",
+    "logs",
+    "transfer",
+    "fetch",
+)
 _STEP_CONTROL = ("paused", "negative", "optional", "retry", "timeout")
 _STEP_OPERATIONS = ("delay", "shell", "run", "execute", "artifacts")
-_SERVICE_CONTAINER = ("workingDir", "image", "imagePullPolicy", "env", "envFrom", "command", "args", "resources",
-                      "securityContext", "volumeMounts")
+_SERVICE_CONTAINER = (
+    "workingDir",
+    "image",
+    "imagePullPolicy",
+    "env",
+    "envFrom",
+    "command",
+    "args",
+    "resources",
+    "securityContext",
+    "volumeMounts",
+)
 
 
 def _machine(variables: Mapping[str, Any] | Machine | None) -> Machine:
@@ -85,7 +105,9 @@ def _read_lists(spec: Any, machine: Machine, what: str) -> dict[str, list[Any]]:
     return out
 
 
-def expand_instances(spec: Mapping[str, Any], variables: Mapping[str, Any] | Machine | None = None) -> list[Data]:
+def expand_instances(
+    spec: Mapping[str, Any], variables: Mapping[str, Any] | Machine | None = None
+) -> list[Data]:
     """One dict of instance variables per instance (`index`, `count`, `matrix`, `shard`, ...).
 
     Rules (Testkube's): neither count nor maxCount -> 1; both and maxCount < count -> maxCount;
@@ -101,7 +123,9 @@ def expand_instances(spec: Mapping[str, Any], variables: Mapping[str, Any] | Mac
     for values in matrix.values():
         combinations *= len(values)
     count = _read_count(spec["count"], machine, "count") if spec.get("count") is not None else None
-    max_count = _read_count(spec["maxCount"], machine, "maxCount") if spec.get("maxCount") is not None else None
+    max_count = (
+        _read_count(spec["maxCount"], machine, "maxCount") if spec.get("maxCount") is not None else None
+    )
     if count is None and max_count is None:
         count = 1
     if count is not None and max_count is not None and max_count < count:
@@ -141,7 +165,7 @@ def _matrix_at(matrix: Mapping[str, list[Any]], keys: list[str], index: int) -> 
     out: Data = {}
     for i, key in enumerate(keys):
         floor = 1
-        for later in keys[i + 1:]:
+        for later in keys[i + 1 :]:
             floor *= len(matrix[later])
         out[key] = matrix[key][(index // floor) % len(matrix[key])]
     return out
@@ -155,9 +179,9 @@ def _shard_at(values: list[Any], index: int, count: int) -> list[Any]:
     extra = total - size * count
     if index < extra:
         start = index * (size + 1)
-        return values[start:start + size + 1]
+        return values[start : start + size + 1]
     start = extra + index * size
-    return values[start:start + size]
+    return values[start : start + size]
 
 
 def _instance(spec: Mapping[str, Any], plan: Plan, index: int, what: str) -> Data:
@@ -216,7 +240,9 @@ def compile_worker(plan: Plan, ref: str, index: int) -> Plan:
         raise WorkflowError.at(f"{ref!r} is not a parallel stage of workflow {plan.workflow!r}")
     parallel: Data = deep_copy(stage.spec.get("parallel") or {})
     instance = _instance(parallel, plan, index, f"parallel stage {ref}")
-    spec: Data = {k: v for k, v in parallel.items() if k not in (*_PARALLEL_ONLY, *_STEP_CONTROL, *_STEP_OPERATIONS)}
+    spec: Data = {
+        k: v for k, v in parallel.items() if k not in (*_PARALLEL_ONLY, *_STEP_CONTROL, *_STEP_OPERATIONS)
+    }
     own = {k: parallel[k] for k in (*_STEP_CONTROL, *_STEP_OPERATIONS) if k in parallel}
     if any(k in own for k in _STEP_OPERATIONS):
         spec["steps"] = [own, *(spec.get("steps") or [])]
@@ -256,7 +282,14 @@ def should_keep_logs(expression: Any, passed: bool) -> bool:
     """Evaluate a worker/service `logs` condition against the instance's own result."""
     if expression is None:
         return True
-    variables = {"passed": passed, "success": passed, "failed": not passed, "error": not passed,
-                 "status": "passed" if passed else "failed", "always": True, "never": False}
+    variables = {
+        "passed": passed,
+        "success": passed,
+        "failed": not passed,
+        "error": not passed,
+        "status": "passed" if passed else "failed",
+        "always": True,
+        "never": False,
+    }
     value = _evaluate(expression, Machine(variables=variables), "logs")
     return bool(is_truthy(value))

@@ -140,8 +140,14 @@ def merge_pod(dst: Data | None, include: Data | None) -> Data | None:
         merged = merge_map(dst.get(key), include.get(key))
         if merged is not None:
             out[key] = merged
-    for key in ("volumes", "imagePullSecrets", "tolerations", "hostAliases", "topologySpreadConstraints",
-                "schedulingGates"):
+    for key in (
+        "volumes",
+        "imagePullSecrets",
+        "tolerations",
+        "hostAliases",
+        "topologySpreadConstraints",
+        "schedulingGates",
+    ):
         items = _append(dst.get(key), include.get(key))
         if items is not None:
             out[key] = items
@@ -163,9 +169,21 @@ def merge_pod(dst: Data | None, include: Data | None) -> Data | None:
             }
     if "affinity" in include:
         out["affinity"] = _merge_affinity(dst.get("affinity"), include.get("affinity"))
-    handled = {"labels", "annotations", "nodeSelector", "volumes", "imagePullSecrets", "tolerations",
-               "hostAliases", "topologySpreadConstraints", "schedulingGates", "resourceClaims",
-               "securityContext", "dnsConfig", "affinity"}
+    handled = {
+        "labels",
+        "annotations",
+        "nodeSelector",
+        "volumes",
+        "imagePullSecrets",
+        "tolerations",
+        "hostAliases",
+        "topologySpreadConstraints",
+        "schedulingGates",
+        "resourceClaims",
+        "securityContext",
+        "dnsConfig",
+        "affinity",
+    }
     for key, value in include.items():
         if key not in handled and value not in (None, ""):
             out[key] = value
@@ -190,8 +208,12 @@ def _merge_affinity(dst: Data | None, include: Data | None) -> Data | None:
             if isinstance(x, list) or isinstance(y, list):
                 merged[key] = [*(x or []), *(y or [])]
             elif isinstance(x, dict) and isinstance(y, dict):  # nodeSelector: terms appended
-                merged[key] = {"nodeSelectorTerms": [*(x.get("nodeSelectorTerms") or []),
-                                                     *(y.get("nodeSelectorTerms") or [])]}
+                merged[key] = {
+                    "nodeSelectorTerms": [
+                        *(x.get("nodeSelectorTerms") or []),
+                        *(y.get("nodeSelectorTerms") or []),
+                    ]
+                }
             else:
                 merged[key] = y if y is not None else x
         out[kind] = merged

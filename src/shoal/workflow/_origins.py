@@ -54,8 +54,10 @@ class Origins:
             known = self._map.get(id(value))
             if known is not None:
                 doc, path = known
-            out_l = [self.copy(v, doc, (*path, i)) if isinstance(v, (dict, list)) else v
-                     for i, v in enumerate(value)]
+            out_l = [
+                self.copy(v, doc, (*path, i)) if isinstance(v, (dict, list)) else v
+                for i, v in enumerate(value)
+            ]
             if doc is not None:
                 self.register(out_l, doc, path)
             return out_l

@@ -34,8 +34,18 @@ Data = dict[str, Any]
 ISOLATED_ROOT = "shoalworkflowconfig"
 
 # Keys of a ContainerConfig that may appear inline in a service spec or a step's `run`.
-CONTAINER_KEYS = ("workingDir", "image", "imagePullPolicy", "env", "envFrom", "command", "args", "resources",
-                  "securityContext", "volumeMounts")
+CONTAINER_KEYS = (
+    "workingDir",
+    "image",
+    "imagePullPolicy",
+    "env",
+    "envFrom",
+    "command",
+    "args",
+    "resources",
+    "securityContext",
+    "volumeMounts",
+)
 _STEP_CONTROL_KEYS = ("paused", "negative", "optional", "retry", "timeout")
 _STEP_OPERATION_KEYS = ("delay", "shell", "run", "execute", "artifacts")
 
@@ -129,13 +139,23 @@ class TemplateApplier:
             for i in range(len(uses) - 1, -1, -1):
                 tpl = self.configured(uses[i], uses, i)
                 if tpl.get("setup") or tpl.get("steps") or tpl.get("after"):
-                    raise ResolutionError(self.locator.problem(
-                        f"template {_ref_name(uses[i])!r} used by service {name!r} has steps, "
-                        "which a service cannot run", uses, (i, "name")))
+                    raise ResolutionError(
+                        self.locator.problem(
+                            f"template {_ref_name(uses[i])!r} used by service {name!r} has steps, "
+                            "which a service cannot run",
+                            uses,
+                            (i, "name"),
+                        )
+                    )
                 if tpl.get("services"):
-                    raise ResolutionError(self.locator.problem(
-                        f"template {_ref_name(uses[i])!r} used by service {name!r} declares services "
-                        "of its own, which a service cannot start", uses, (i, "name")))
+                    raise ResolutionError(
+                        self.locator.problem(
+                            f"template {_ref_name(uses[i])!r} used by service {name!r} declares services "
+                            "of its own, which a service cannot start",
+                            uses,
+                            (i, "name"),
+                        )
+                    )
                 _set(svc, "pod", merge_pod(tpl.get("pod"), svc.get("pod")))
                 _set(svc, "content", merge_content(tpl.get("content"), svc.get("content")))
                 own = {k: svc[k] for k in CONTAINER_KEYS if k in svc}
@@ -190,8 +210,11 @@ class TemplateApplier:
         name = _ref_name(ref)
         tpl = self.templates.get(name)
         if tpl is None:
-            raise ResolutionError(self.locator.problem(
-                f"template {name!r} not found", holder, (key, "name") if isinstance(ref, dict) else (key,)))
+            raise ResolutionError(
+                self.locator.problem(
+                    f"template {name!r} not found", holder, (key, "name") if isinstance(ref, dict) else (key,)
+                )
+            )
         spec_src = tpl.data.get("spec") or {}
         if tpl.doc is not None and self.origins.get(spec_src) is None:
             self.origins.register(spec_src, tpl.doc, ("spec",))
@@ -203,8 +226,9 @@ class TemplateApplier:
         _TemplateRenderer(self.origins, machine, name, self.locator).walk(spec, Where(spec, (), "spec"))
         return spec
 
-    def _template_config(self, name: str, schema: Data, ref_config: Data, holder: Any,
-                         key: Any) -> tuple[dict[str, Any], dict[str, Expression]]:
+    def _template_config(
+        self, name: str, schema: Data, ref_config: Data, holder: Any, key: Any
+    ) -> tuple[dict[str, Any], dict[str, Expression]]:
         variables: dict[str, Any] = {}
         expressions: dict[str, Expression] = {}
         for param, raw_schema in schema.items():
@@ -219,14 +243,19 @@ class TemplateApplier:
                 where = (key, "name")
                 isolate = False
             else:
-                raise ResolutionError(self.locator.problem(
-                    f"template {name!r} requires config {param!r}, which has no default and was not given",
-                    holder, (key, "config") if isinstance(ref_config, dict) and ref_config else (key, "name")))
+                raise ResolutionError(
+                    self.locator.problem(
+                        f"template {name!r} requires config {param!r}, which has no default and was not given",
+                        holder,
+                        (key, "config") if isinstance(ref_config, dict) and ref_config else (key, "name"),
+                    )
+                )
             try:
                 value = cast_template_value(source, kind, isolate)
             except (FieldError, ValueError) as exc:
-                raise WorkflowError(self.locator.problem(
-                    f"template {name!r} config {param!r}: {exc}", holder, where)) from None
+                raise WorkflowError(
+                    self.locator.problem(f"template {name!r} config {param!r}: {exc}", holder, where)
+                ) from None
             if isinstance(value, Expression):
                 expressions[f"config.{param}"] = value
             else:
@@ -251,13 +280,20 @@ class _TemplateRenderer(FieldWalker):
         try:
             expr = compile_cached(text, template).resolve(self.machine)
         except (FieldError, ExpressionError) as exc:
-            raise WorkflowError(self.locator.problem(
-                f"{getattr(exc, 'message', exc)} in template {self.name!r}", where.anchor, where.rel)) from None
+            raise WorkflowError(
+                self.locator.problem(
+                    f"{getattr(exc, 'message', exc)} in template {self.name!r}", where.anchor, where.rel
+                )
+            ) from None
         for acc in expr.accessors():
             if str(acc).startswith("config."):
-                raise ResolutionError(self.locator.problem(
-                    f"template {self.name!r} uses {acc!r}, which it does not declare in its config",
-                    where.anchor, where.rel))
+                raise ResolutionError(
+                    self.locator.problem(
+                        f"template {self.name!r} uses {acc!r}, which it does not declare in its config",
+                        where.anchor,
+                        where.rel,
+                    )
+                )
         if ISOLATED_ROOT in text or any(str(a).startswith(ISOLATED_ROOT + ".") for a in expr.accessors()):
             expr = _rename_root(expr, ISOLATED_ROOT, "config")
         if template:
@@ -277,7 +313,7 @@ class _TemplateRenderer(FieldWalker):
 
 def _rename_root(expr: Expression, old: str, new: str) -> Expression:
     mapping = {
-        str(a): compile_expression(new + str(a)[len(old):])
+        str(a): compile_expression(new + str(a)[len(old) :])
         for a in expr.accessors()
         if str(a) == old or str(a).startswith(old + ".")
     }
@@ -286,7 +322,9 @@ def _rename_root(expr: Expression, old: str, new: str) -> Expression:
 
 def cast_template_value(source: Any, kind: str, isolate: bool) -> Any:
     """A template parameter: the text is a template (it may use the workflow's config, isolated)."""
-    text = source if isinstance(source, str) else json.dumps(source) if not isinstance(source, str) else source
+    text = (
+        source if isinstance(source, str) else json.dumps(source) if not isinstance(source, str) else source
+    )
     if isinstance(source, bool):
         text = "true" if source else "false"
     expr = compile_cached(text, True)
@@ -357,7 +395,9 @@ def flatten_step_list(steps: list[Any]) -> list[Any]:
     """Steps holding nothing but `setup`/`steps` are replaced by those sub-steps."""
     out: list[Any] = []
     for step in steps:
-        if isinstance(step, dict) and all(_is_zero(v) for k, v in step.items() if k not in ("setup", "steps")):
+        if isinstance(step, dict) and all(
+            _is_zero(v) for k, v in step.items() if k not in ("setup", "steps")
+        ):
             out.extend(step.get("setup") or [])
             out.extend(step.get("steps") or [])
         else:
