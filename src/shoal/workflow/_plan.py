@@ -164,9 +164,7 @@ class Plan:
     sensitive_env: dict[str, str] = field(default_factory=dict)  # env name -> config name it carries
     job: dict[str, Any] = field(default_factory=dict)  # resolved spec.job (labels, annotations, namespace...)
     pod: dict[str, Any] = field(default_factory=dict)  # resolved spec.pod
-    files: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # content.files of every level: path, content, mode
+    files: list[dict[str, Any]] = field(default_factory=list)  # content.files of every level: path, content, mode
     pvcs: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     target: dict[str, Any] | None = None
