@@ -18,16 +18,17 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.core.generic_client import GenericAsyncClient
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, PodLog, Secret
+from lightkube.resources.core_v1 import ConfigMap, Namespace, PersistentVolumeClaim, Pod, PodLog, Secret
 from lightkube.types import CascadeType, OnErrorAction, OnErrorResult
 
-Kind = Literal["Job", "Pod", "ConfigMap", "Secret", "Namespace"]
+Kind = Literal["Job", "Pod", "ConfigMap", "Secret", "Namespace", "PersistentVolumeClaim"]
 _RESOURCES: dict[str, Any] = {
     "Job": Job,
     "Pod": Pod,
     "ConfigMap": ConfigMap,
     "Secret": Secret,
     "Namespace": Namespace,
+    "PersistentVolumeClaim": PersistentVolumeClaim,
 }
 Propagation = Literal["Background", "Foreground", "Orphan"]
 _PROPAGATION = {
@@ -79,7 +80,9 @@ def load_config(kubeconfig: str | os.PathLike[str] | None = None, context: str |
 class KubeClient:
     """One lightkube ``AsyncClient`` and the handful of calls the runtime makes."""
 
-    def __init__(self, config: KubeConfig, *, context: str | None = None, namespace: str | None = None) -> None:
+    def __init__(
+        self, config: KubeConfig, *, context: str | None = None, namespace: str | None = None
+    ) -> None:
         single = config.get(context_name=context)
         self.default_namespace = namespace or (single.namespace if single else None) or "default"
         self._client = AsyncClient(config=single, namespace=self.default_namespace)
@@ -124,7 +127,9 @@ class KubeClient:
         try:
             items = [
                 dict(o.to_dict())
-                async for o in self._client.list(_RESOURCES[kind], namespace=namespace, labels=dict(labels or {}))
+                async for o in self._client.list(
+                    _RESOURCES[kind], namespace=namespace, labels=dict(labels or {})
+                )
             ]
         except Exception as exc:
             raise _wrap(exc) from exc
@@ -142,7 +147,10 @@ class KubeClient:
         """Delete one object; False when it was already gone."""
         try:
             await self._client.delete(
-                _RESOURCES[kind], name, namespace=namespace, grace_period=grace_period,
+                _RESOURCES[kind],
+                name,
+                namespace=namespace,
+                grace_period=grace_period,
                 cascade=_PROPAGATION[propagation],
             )
         except ApiError as exc:
@@ -154,7 +162,12 @@ class KubeClient:
         return True
 
     async def delete_collection(
-        self, kind: Kind, *, namespace: str, labels: Mapping[str, str], propagation: Propagation = "Background"
+        self,
+        kind: Kind,
+        *,
+        namespace: str,
+        labels: Mapping[str, str],
+        propagation: Propagation = "Background",
     ) -> None:
         """Delete every object of ``kind`` with ``labels`` in ``namespace`` (one request)."""
         client: GenericAsyncClient = self._client._client
@@ -187,8 +200,11 @@ class KubeClient:
             return OnErrorResult(OnErrorAction.RETRY, sleep=min(0.05 * 2**count, 2.0))
 
         stream = self._client.watch(
-            _RESOURCES[kind], namespace=namespace, labels=dict(labels or {}),
-            resource_version=resource_version, on_error=on_error,
+            _RESOURCES[kind],
+            namespace=namespace,
+            labels=dict(labels or {}),
+            resource_version=resource_version,
+            on_error=on_error,
         )
         try:
             async for op, obj in stream:
@@ -208,7 +224,10 @@ class KubeClient:
         """
         client: GenericAsyncClient = self._client._client
         br = client.prepare_request(
-            "get", PodLog, name=pod, namespace=namespace,
+            "get",
+            PodLog,
+            name=pod,
+            namespace=namespace,
             params={"container": container, "follow": follow},
         )
         if follow:

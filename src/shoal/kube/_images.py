@@ -165,8 +165,10 @@ class ImageInspector:
 
     def cached(self, image: str) -> ImageConfig | None:
         ref = ImageRef.parse(image)
-        digest = ref.reference if ref.reference.startswith("sha256:") else self._digests.get(
-            (ref.registry, ref.repository, ref.reference)
+        digest = (
+            ref.reference
+            if ref.reference.startswith("sha256:")
+            else self._digests.get((ref.registry, ref.repository, ref.reference))
         )
         return self._configs.get(digest) if digest else None
 
@@ -176,10 +178,15 @@ class ImageInspector:
         if hit is not None:
             return hit
         creds = (credentials or {}).get(ref.registry)
-        scheme = "http" if ref.registry in self.insecure or ref.registry.split(":")[0] in (
-            "localhost", "127.0.0.1") else "https"
+        scheme = (
+            "http"
+            if ref.registry in self.insecure or ref.registry.split(":")[0] in ("localhost", "127.0.0.1")
+            else "https"
+        )
         base = f"{scheme}://{ref.registry}/v2/{ref.repository}"
-        async with httpx.AsyncClient(timeout=self.timeout, transport=self._transport, follow_redirects=True) as http:
+        async with httpx.AsyncClient(
+            timeout=self.timeout, transport=self._transport, follow_redirects=True
+        ) as http:
             session = _Session(self, http, ref, creds, image)
             manifest, digest, media = await session.manifest(f"{base}/manifests/{ref.reference}")
             if media in _INDEX_TYPES or "manifests" in manifest:
@@ -224,18 +231,31 @@ class ImageInspector:
             if have[:2] == want[:2] and (len(want) < 3 or have[2:3] == want[2:3]):
                 return str(entry["digest"])
         found = sorted(
-            "/".join(x for x in (str((m.get("platform") or {}).get("os", "")),
-                                 str((m.get("platform") or {}).get("architecture", ""))) if x)
+            "/".join(
+                x
+                for x in (
+                    str((m.get("platform") or {}).get("os", "")),
+                    str((m.get("platform") or {}).get("architecture", "")),
+                )
+                if x
+            )
             for m in entries
         )
-        raise ImageMetadataError(image, f"no manifest for platform {self.platform} (has: {', '.join(found) or 'none'})")
+        raise ImageMetadataError(
+            image, f"no manifest for platform {self.platform} (has: {', '.join(found) or 'none'})"
+        )
 
 
 class _Session:
     """Requests to one repository, answering auth challenges on the way."""
 
     def __init__(
-        self, owner: ImageInspector, http: httpx.AsyncClient, ref: ImageRef, creds: Credentials | None, image: str
+        self,
+        owner: ImageInspector,
+        http: httpx.AsyncClient,
+        ref: ImageRef,
+        creds: Credentials | None,
+        image: str,
     ) -> None:
         self.owner = owner
         self.http = http
@@ -273,8 +293,11 @@ class _Session:
         scheme, _, rest = challenge.partition(" ")
         if scheme.lower() == "basic":
             if self.creds is None:
-                raise ImageMetadataError(self.image, f"the registry {self.ref.registry} needs credentials "
-                                         "(add an imagePullSecret of type kubernetes.io/dockerconfigjson)")
+                raise ImageMetadataError(
+                    self.image,
+                    f"the registry {self.ref.registry} needs credentials "
+                    "(add an imagePullSecret of type kubernetes.io/dockerconfigjson)",
+                )
             self.basic = True
             return
         if scheme.lower() != "bearer":
@@ -294,7 +317,9 @@ class _Session:
             raise ImageMetadataError(self.image, f"cannot reach the token service {realm}: {exc}") from exc
         if resp.status_code != 200:
             hint = "" if self.creds else " (no credentials: add an imagePullSecret)"
-            raise ImageMetadataError(self.image, f"the token service refused access: HTTP {resp.status_code}{hint}")
+            raise ImageMetadataError(
+                self.image, f"the token service refused access: HTTP {resp.status_code}{hint}"
+            )
         body = resp.json()
         token = body.get("token") or body.get("access_token")
         if not token:
@@ -322,6 +347,9 @@ class _Session:
 
 
 def _describe(resp: httpx.Response) -> str:
-    what = {401: "access denied (credentials missing or wrong)", 403: "access forbidden",
-            404: "not found in the registry"}.get(resp.status_code, f"HTTP {resp.status_code}")
+    what = {
+        401: "access denied (credentials missing or wrong)",
+        403: "access forbidden",
+        404: "not found in the registry",
+    }.get(resp.status_code, f"HTTP {resp.status_code}")
     return f"{what} ({resp.request.method} {resp.request.url.path})"

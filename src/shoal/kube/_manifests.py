@@ -71,7 +71,9 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def merge_named(base: Iterable[Mapping[str, Any]], extra: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def merge_named(
+    base: Iterable[Mapping[str, Any]], extra: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     """Lists keyed by ``name`` (volumes, env, imagePullSecrets): ``extra`` replaces same-named items."""
     out: dict[str, dict[str, Any]] = {}
     order: list[str] = []
@@ -94,11 +96,14 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+_MEANINGFUL_EMPTY = frozenset({"emptyDir"})  # `emptyDir: {}` is a volume type, not an absent value
+
+
 def prune(value: Any) -> Any:
     """Drop None values and empty maps/lists (strict schemas reject ``null`` for most fields)."""
     if isinstance(value, Mapping):
         out = {k: prune(v) for k, v in value.items() if v is not None}
-        return {k: v for k, v in out.items() if v != {} and v != []}
+        return {k: v for k, v in out.items() if k in _MEANINGFUL_EMPTY or (v != {} and v != [])}
     if isinstance(value, list):
         return [prune(v) for v in value if v is not None]
     return value
@@ -162,12 +167,18 @@ def pod_problem(pod: Mapping[str, Any]) -> PodProblem | None:
             name = str(cs.get("name", ""))
             image = _image_of(pod, name) or str(cs.get("image", ""))
             detail = str(waiting.get("message") or "").strip()
-            text = f"{_FATAL_WAITING[why]} {image!r} ({why})" if "image" in _FATAL_WAITING[why] else (
-                f"{_FATAL_WAITING[why]} ({why})"
+            text = (
+                f"{_FATAL_WAITING[why]} {image!r} ({why})"
+                if "image" in _FATAL_WAITING[why]
+                else (f"{_FATAL_WAITING[why]} ({why})")
             )
             return PodProblem(why, f"{text}: {detail}" if detail else text, container=name)
     for cond in status.get("conditions") or []:
-        if (cond.get("type"), cond.get("status"), cond.get("reason")) == ("PodScheduled", "False", "Unschedulable"):
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+        ):
             text = str(cond.get("message") or "no node fits the pod")
             return PodProblem("Unschedulable", f"the pod cannot be scheduled: {text}")
     return None
@@ -185,8 +196,9 @@ def termination_problem(pod: Mapping[str, Any], container: str) -> PodProblem | 
         why = str(term.get("reason") or "")
         message = str(term.get("message") or "").strip()
         if why == "OOMKilled":
-            return PodProblem("OOMKilled", "the container ran out of memory and was killed (OOMKilled)",
-                              container=container)
+            return PodProblem(
+                "OOMKilled", "the container ran out of memory and was killed (OOMKilled)", container=container
+            )
         if code == 0:
             return None
         if why in ("StartError", "ContainerCannotRun"):
