@@ -165,18 +165,19 @@ class MarkerParser:
         lines = text.split("\n")
         if "\r" in text:
             lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        # The hot loop: events are allocated in one go and filled in place (see ExecutionEvent.log).
         seq = self.next_seq
-        ts = self._ts
-        ref = self._stack[-1] if self._stack else None
+        base = {"ts": self._ts, "type": "log", "ref": self._stack[-1] if self._stack else None}
         new = _new_event
         cls = ExecutionEvent
-        append = events.append
-        for line in lines:
-            event = new(cls)
-            event.__dict__.update(seq=seq, ts=ts, type="log", ref=ref, line=line)
-            append(event)
-            seq += 1
-        self.next_seq = seq
+        made = [new(cls) for _ in lines]
+        for event, number, line in zip(made, range(seq, seq + len(lines)), lines, strict=True):
+            state = event.__dict__
+            state.update(base)
+            state["seq"] = number
+            state["line"] = line
+        events.extend(made)
+        self.next_seq = seq + len(lines)
 
     def _emit_text(self, raw: bytes, events: list[ExecutionEvent], *, skip_empty: bool) -> None:
         """One line of text (no newline in it): drop a trailing ``\\r``, cut it when too long."""
