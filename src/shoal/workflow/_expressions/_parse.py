@@ -301,9 +301,22 @@ def _tokens(source: str) -> tuple[list[Token], int]:
     return tokenize(source)
 
 
-@lru_cache(maxsize=16384)
+CACHED_SOURCE_LENGTH = 4096  # longer sources are compiled every time (they would crowd the cache)
+
+
 def compile_expression(source: str) -> Expression:
     """Parse an expression and simplify its constant parts; raises ``ExpressionError``."""
+    if len(source) <= CACHED_SOURCE_LENGTH:
+        return _compile_expression_cached(source)
+    return compile_expression_uncached(source)
+
+
+@lru_cache(maxsize=16384)
+def _compile_expression_cached(source: str) -> Expression:
+    return compile_expression_uncached(source)
+
+
+def compile_expression_uncached(source: str) -> Expression:
     match = _SIMPLE_NAME_RE.fullmatch(source)
     if match is not None and match.group(1) not in _KEYWORDS:
         return name_expression(match.group(1), match.start(1))

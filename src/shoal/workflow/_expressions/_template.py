@@ -17,14 +17,29 @@ from shoal.workflow._expressions._machine import (
     as_string_part,
     concatenate,
 )
-from shoal.workflow._expressions._parse import MAX_SOURCE_LENGTH, compile_expression, compile_tokens
+from shoal.workflow._expressions._parse import (
+    CACHED_SOURCE_LENGTH,
+    MAX_SOURCE_LENGTH,
+    compile_expression,
+    compile_tokens,
+)
 from shoal.workflow._expressions._tokenize import NAME, PROPERTY, tokenize
 from shoal.workflow._expressions._values import to_string
 
 
-@lru_cache(maxsize=16384)
 def compile_template(source: str) -> Expression:
     """Compile a template; raises ``ExpressionError`` positioned in the template text."""
+    if len(source) <= CACHED_SOURCE_LENGTH:
+        return _compile_template_cached(source)
+    return compile_template_uncached(source)
+
+
+@lru_cache(maxsize=16384)
+def _compile_template_cached(source: str) -> Expression:
+    return compile_template_uncached(source)
+
+
+def compile_template_uncached(source: str) -> Expression:
     if len(source) > MAX_SOURCE_LENGTH:
         raise ExpressionError(f"template is longer than {MAX_SOURCE_LENGTH} characters", MAX_SOURCE_LENGTH)
     if "{{" not in source:
