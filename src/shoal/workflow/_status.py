@@ -115,8 +115,8 @@ def execution_transition(current: ExecutionStatus, requested: ExecutionStatus) -
         return _PRE_RUN_ORDER.index(requested) > _PRE_RUN_ORDER.index(current)
     if current is ExecutionStatus.STOPPING:
         return False
-    if requested in _PRE_RUN_ORDER:
-        return requested is ExecutionStatus.RUNNING and current not in _PRE_RUN_ORDER[:4]
+    if requested in _PRE_RUN_ORDER:  # from pausing / paused / resuming: only back to running
+        return requested is ExecutionStatus.RUNNING
     # pausing / paused / resuming: reachable from running or one another, and from the pre-run phases
     # when a pause is requested before the steps start.
     return True
