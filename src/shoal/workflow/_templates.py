@@ -94,6 +94,8 @@ class TemplateApplier:
         self.templates = templates
         self.origins = origins
         self.locator = locator
+        # rendered template specs by (template, ref config): the same reference renders the same way
+        self._rendered: dict[tuple[str, str], Data] = {}
 
     # ---------------------------------------------------------------- spec level
 
@@ -215,16 +217,23 @@ class TemplateApplier:
                     f"template {name!r} not found", holder, (key, "name") if isinstance(ref, dict) else (key,)
                 )
             )
+        ref_config = (ref.get("config") if isinstance(ref, dict) else None) or {}
+        cache_key = (tpl.name, json.dumps(ref_config, sort_keys=True, default=str))
+        cached = self._rendered.get(cache_key)
+        if cached is not None:
+            copy: Data = self.origins.copy(cached)
+            return copy
         spec_src = tpl.data.get("spec") or {}
         if tpl.doc is not None and self.origins.get(spec_src) is None:
             self.origins.register(spec_src, tpl.doc, ("spec",))
         spec: Data = self.origins.copy(spec_src)
         schema = spec.pop("config", None) or {}
-        ref_config = (ref.get("config") if isinstance(ref, dict) else None) or {}
         variables, expressions = self._template_config(name, schema, ref_config, holder, key)
         machine = Machine(variables=variables, expressions=expressions)
         _TemplateRenderer(self.origins, machine, name, self.locator).walk(spec, Where(spec, (), "spec"))
-        return spec
+        self._rendered[cache_key] = spec
+        fresh: Data = self.origins.copy(spec)
+        return fresh
 
     def _template_config(
         self, name: str, schema: Data, ref_config: Data, holder: Any, key: Any
