@@ -155,8 +155,10 @@ class Frontend:
             verb = self._verb(request, target)
             resource = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
             ns, name = target.namespace or "", target.name or ""
+            # a request on a namespace object is authorized as a request in that namespace, as in RBAC
+            scope = target.name if target.rt.kind == "Namespace" and target.name else target.namespace
             if not user.is_admin and not authorize(self.sim.api, user, verb, target.rt, target.subresource,
-                                                   target.namespace, target.name):
+                                                   scope, target.name):
                 raise _forbidden(user, verb, target)
             response = await self._dispatch(request, verb, target)
             code = response.status_code

@@ -74,7 +74,7 @@ async def test_a_failing_init_container_fails_the_pod_and_skips_the_rest(client:
     conditions = {c.type: c for c in finished.status.conditions or []}
     assert conditions["Failed"].reason == "BackoffLimitExceeded"
     assert "FailureTarget" in conditions
-    pod = [p async for p in client.list(Pod, namespace="default", labels={"job-name": "broken"})][0]
+    [pod] = [p async for p in client.list(Pod, namespace="default", labels={"job-name": "broken"})]
     assert pod.status is not None and pod.status.phase == "Failed"
     states = {s.name: s.state for s in pod.status.initContainerStatuses or []}
     assert states["breaks"].terminated is not None and states["breaks"].terminated.exitCode == 3  # type: ignore[union-attr]
