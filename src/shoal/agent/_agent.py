@@ -47,6 +47,7 @@ log = logging.getLogger("shoal.agent")
 
 BATCH_EVENTS = 500
 FLUSH_INTERVAL_S = 0.05
+WINDOW_EVENTS = 10_000  # unacknowledged events in flight per execution (flow control)
 
 
 @dataclass(slots=True)
@@ -80,6 +81,7 @@ class Agent:
         self._send_lock = asyncio.Lock()
         self._running: dict[str, _Running] = {}
         self._sent: dict[str, int] = {}  # execution id -> highest seq sent on this connection
+        self._acked: dict[str, int] = {}  # execution id -> highest seq the server acknowledged
         self._wake_sender = asyncio.Event()
         self._connected = asyncio.Event()
         self.agent_id: str | None = None
@@ -188,6 +190,7 @@ class Agent:
             if acked:
                 self.outbox.ack(h.id, acked)
             self._sent[h.id] = acked
+            self._acked[h.id] = acked
         await self._sync_resources(welcome.resources_revision)
 
     async def _sync_resources(self, revision: int) -> None:
@@ -204,8 +207,10 @@ class Agent:
     async def _on_message(self, text: str | bytes) -> None:
         message = server_message_adapter.validate_json(text)
         if isinstance(message, Ack):
-            self.outbox.ack(message.execution_id, message.seq)
+            self._acked[message.execution_id] = max(self._acked.get(message.execution_id, 0), message.seq)
+            await asyncio.to_thread(self.outbox.ack, message.execution_id, message.seq)
             self._maybe_forget(message.execution_id)
+            self._wake_sender.set()
         elif isinstance(message, Assignment):
             await self._start(message)
         elif isinstance(message, Control):
@@ -378,6 +383,7 @@ class Agent:
             return
         self.outbox.forget(execution_id)
         self._sent.pop(execution_id, None)
+        self._acked.pop(execution_id, None)
         shutil.rmtree(self.config.state_dir / "executions" / execution_id, ignore_errors=True)
 
     async def _reattach_held(self) -> None:
@@ -414,7 +420,7 @@ class Agent:
                 continue
             for held in self.outbox.held():
                 sent = max(self._sent.get(held.id, 0), held.acked_seq)
-                while True:
+                while sent - max(self._acked.get(held.id, 0), held.acked_seq) < WINDOW_EVENTS:
                     batch = await asyncio.to_thread(self.outbox.pending, held.id, sent, BATCH_EVENTS)
                     if not batch:
                         break

@@ -108,6 +108,14 @@ class Store:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @property
+    def _insert_events_stmt(self) -> Any:
+        stmt = getattr(self, "_events_stmt", None)
+        if stmt is None:
+            stmt = self._insert(ExecutionEvent.__table__).on_conflict_do_nothing()
+            self._events_stmt = stmt
+        return stmt
+
     def _insert(self, table: Any) -> Any:
         return sqlite.insert(table) if is_sqlite(self.url) else postgresql.insert(table)
 
@@ -673,13 +681,14 @@ class Store:
                     }
                     for e in fresh
                 ]
-                for chunk in _chunks(values, 1000):
-                    await s.execute(self._insert(ExecutionEvent).values(chunk).on_conflict_do_nothing())
+                # One cached statement executed for many parameter sets (no per-batch SQL compilation).
+                await s.execute(self._insert_events_stmt, values)
                 seqs = (
                     await s.execute(
                         select(ExecutionEvent.seq)
                         .where(ExecutionEvent.execution_id == execution_id, ExecutionEvent.seq > last)
                         .order_by(ExecutionEvent.seq)
+                        .limit(len(values) + 10000)
                     )
                 ).scalars()
                 new_last = last
