@@ -161,6 +161,7 @@ class ImageInspector:
         self._digests: dict[tuple[str, str, str], str] = {}  # (registry, repo, tag) -> manifest digest
         self._tokens: dict[tuple[str, str], str] = {}  # (registry, scope) -> bearer token
         self._lock = asyncio.Lock()
+        self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self.requests = 0  # HTTP requests made (for tests and the bench)
 
     def cached(self, image: str) -> ImageConfig | None:
@@ -184,27 +185,24 @@ class ImageInspector:
             else "https"
         )
         base = f"{scheme}://{ref.registry}/v2/{ref.repository}"
-        async with httpx.AsyncClient(
-            timeout=self.timeout, transport=self._transport, follow_redirects=True
-        ) as http:
-            session = _Session(self, http, ref, creds, image)
-            manifest, digest, media = await session.manifest(f"{base}/manifests/{ref.reference}")
-            if media in _INDEX_TYPES or "manifests" in manifest:
-                chosen = self._choose(manifest, image)
-                manifest, digest, media = await session.manifest(f"{base}/manifests/{chosen}")
-            config_desc = manifest.get("config") or {}
-            config_digest = str(config_desc.get("digest") or "")
-            if not config_digest:
-                raise ImageMetadataError(image, f"the manifest ({media or 'unknown type'}) has no config")
-            if digest in self._configs:
-                return self._configs[digest]
-            blob = await session.get(f"{base}/blobs/{config_digest}", accept="application/json")
-            if hashlib.sha256(blob).hexdigest() != config_digest.partition(":")[2]:
-                raise ImageMetadataError(image, f"config blob does not match its digest {config_digest}")
-            try:
-                data = json.loads(blob)
-            except ValueError as exc:
-                raise ImageMetadataError(image, f"config blob is not JSON: {exc}") from exc
+        session = _Session(self, self._client(), ref, creds, image)
+        manifest, digest, media = await session.manifest(f"{base}/manifests/{ref.reference}")
+        if media in _INDEX_TYPES or "manifests" in manifest:
+            chosen = self._choose(manifest, image)
+            manifest, digest, media = await session.manifest(f"{base}/manifests/{chosen}")
+        config_desc = manifest.get("config") or {}
+        config_digest = str(config_desc.get("digest") or "")
+        if not config_digest:
+            raise ImageMetadataError(image, f"the manifest ({media or 'unknown type'}) has no config")
+        if digest in self._configs:
+            return self._configs[digest]
+        blob = await session.get(f"{base}/blobs/{config_digest}", accept="application/json")
+        if hashlib.sha256(blob).hexdigest() != config_digest.partition(":")[2]:
+            raise ImageMetadataError(image, f"config blob does not match its digest {config_digest}")
+        try:
+            data = json.loads(blob)
+        except ValueError as exc:
+            raise ImageMetadataError(image, f"config blob is not JSON: {exc}") from exc
         inner = data.get("config") or {}
         config = ImageConfig(
             digest=digest,
@@ -219,6 +217,19 @@ class ImageInspector:
             if not ref.reference.startswith("sha256:"):
                 self._digests[(ref.registry, ref.repository, ref.reference)] = digest
         return config
+
+    def _client(self) -> httpx.AsyncClient:
+        """One HTTP client per event loop (building one costs ~0.1 s: CA bundle, proxy settings)."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http[0] is not loop or self._http[1].is_closed:
+            client = httpx.AsyncClient(timeout=self.timeout, transport=self._transport, follow_redirects=True)
+            self._http = (loop, client)
+        return self._http[1]
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http[1].aclose()
+            self._http = None
 
     def _choose(self, index: Mapping[str, Any], image: str) -> str:
         want = self.platform.split("/")
