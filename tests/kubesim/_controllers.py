@@ -39,6 +39,7 @@ class JobTrack:
     succeeded: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
     last_failure: float = 0.0
+    started: float | None = None  # loop time of startTime: status timestamps only have whole seconds
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
 
 
@@ -293,7 +294,9 @@ class Controllers:
             return
         if not status.get("startTime"):
             status["startTime"] = rfc3339()
+            track.started = loop.time()
         start = parse_rfc3339(status["startTime"])
+        elapsed = loop.time() - track.started if track.started is not None else (now() - start).total_seconds()
         ads = spec.get("activeDeadlineSeconds")
         completions = int(spec.get("completions") or 1) if spec.get("completions") is not None else None
         parallelism = int(spec.get("parallelism", 1))
@@ -301,7 +304,7 @@ class Controllers:
         target = _condition(status, "FailureTarget")
         if target is not None:
             failure = (target.get("reason", ""), target.get("message", ""))
-        elif ads and (now() - start).total_seconds() >= ads:
+        elif ads and elapsed >= ads:
             failure = ("DeadlineExceeded", "Job was active longer than specified deadline")
         elif len(track.failed) > int(spec.get("backoffLimit", 6)):
             failure = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
@@ -346,7 +349,7 @@ class Controllers:
                         break
                     active.append(created)
         if ads:
-            remaining = ads - (now() - start).total_seconds()
+            remaining = ads - elapsed
             self._timer(track, "deadline", remaining, namespace, name)
         self._write_status(job, status, active, terminating, track)
 

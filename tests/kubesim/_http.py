@@ -38,7 +38,7 @@ PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version"}
 @dataclass(frozen=True)
 class ApiCall:
     verb: str
-    resource: str  # plural, with "/subresource" when there is one; "" for non-resource paths
+    resource: str  # plural, with "/subresource" when there is one; the path for non-resource requests
     namespace: str
     name: str
     code: int
@@ -134,7 +134,8 @@ class Frontend:
 
     async def handle(self, request: Request) -> Response:
         path = "/" + request.path_params["path"].strip("/")
-        verb, resource, ns, name, code, user = request.method.lower(), "", "", "", 500, None
+        # non-resource requests (discovery, /version) are counted under their path
+        verb, resource, ns, name, code, user = request.method.lower(), path, "", "", 500, None
         try:
             user = self.authenticate(request)
             if path in PUBLIC_PATHS:
