@@ -729,14 +729,17 @@ class KubernetesRuntime:
         return self._client
 
     async def close(self) -> None:
+        """Stop following (an agent shutting down): the Jobs run on in the cluster; ``attach`` resumes them."""
         for run in list(self._runs.values()):
             for task in (run.task, run.watcher):
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+        self._runs.clear()
         if self._client is not None:
             await self._client.close()
+            self._client = None
 
     def workspace(self, execution_id: str) -> Workspace:
         return Workspace(self.home / "executions" / execution_id)
@@ -949,6 +952,20 @@ class KubernetesRuntime:
     async def _drive(self, run: _Run) -> None:
         run.watcher = asyncio.create_task(self._watch(run))
         try:
+            await self._drive_to_end(run)
+        except asyncio.CancelledError:
+            # The runtime is shutting down (agent restart): the Job runs on; ``attach`` picks it up.
+            run.log.close()
+            raise
+        finally:
+            if run.watcher is not None:
+                run.watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run.watcher
+        await self._finish(run)
+
+    async def _drive_to_end(self, run: _Run) -> None:
+        try:
             await self._follow(run)
         except _PodFailed as exc:
             await self._close_failed(run, exc.problem)
@@ -960,12 +977,6 @@ class KubernetesRuntime:
             self._emit(run, [run.parser.make_event("initialization", ref=INIT_REF, status="failed", details=message)])
         except Exception as exc:  # the execution records the failure; the runtime goes on
             self._emit(run, [run.parser.make_event("status", status="aborted", details=f"kubernetes runtime: {exc}")])
-        finally:
-            if run.watcher is not None:
-                run.watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await run.watcher
-            await self._finish(run)
 
     async def _follow(self, run: _Run) -> None:
         await self._wait_for(run, is_scheduled, timeout=self.pod_start_timeout)

@@ -12,8 +12,14 @@ from typing import Any
 
 import kubernetes_validate
 
-from shoal.execution import ExecutionJob
-from shoal.execution._kubernetes import KubernetesOptions
+import pytest
+
+from shoal.execution import ExecutionJob, ExecutionOutcome
+from shoal.execution._kubernetes import KubernetesOptions, KubernetesRuntime
+from shoal.workflow._status import ExecutionEvent
+from shoal.kube import LABEL_EXECUTION
+from tests.kubesim import Store
+from tests.kubesim._sandbox import bwrap_usable
 from shoal.workflow import Bundle, ExecutionContext, compile_workflow, load_bundle
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -47,6 +53,35 @@ def job_from_file(path: Path, config: Mapping[str, str] | None = None, *, name: 
 @functools.cache
 def _bundle(paths: tuple[Path, ...]) -> Bundle:
     return load_bundle(list(paths))
+
+
+needs_bwrap = pytest.mark.skipif(
+    not bwrap_usable(),
+    reason="the stand-in runs containers under bubblewrap to give them /.shoal, /data...; bwrap is not usable here",
+)
+
+
+async def run_to_end(runtime: KubernetesRuntime, job: ExecutionJob) -> tuple[list[ExecutionEvent], ExecutionOutcome]:
+    handle = await runtime.start(job)
+    events = [event async for event in runtime.observe(handle)]
+    return events, await runtime.wait(handle)
+
+
+def step_logs(events: list[ExecutionEvent]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for event in events:
+        if event.type == "log" and event.ref is not None:
+            out.setdefault(event.ref, []).append(event.line or "")
+    return out
+
+
+def leftovers(store: Store, execution_id: str, namespace: str = "default") -> list[str]:
+    """Objects of the execution still in the stand-in's store (by the execution label)."""
+    return [
+        f"{rt.kind}/{obj['metadata']['name']}"
+        for rt, obj in store.all_in_namespace(namespace)
+        if (obj["metadata"].get("labels") or {}).get(LABEL_EXECUTION) == execution_id and rt.kind != "Event"
+    ]
 
 
 # Schema files are parsed once per process (the validator reads the 2 MB definitions file per call).
