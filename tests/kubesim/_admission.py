@@ -287,4 +287,8 @@ def _quota_status(api: ApiServer, change: Change) -> None:
         used = _usage(api, ns, hard)
         status = {"hard": copy.deepcopy(hard), "used": {k: _format_quantity(k, v) for k, v in used.items()}}
         if q.get("status") != status:
-            api.mutate(QUOTAS, ns, q["metadata"]["name"], lambda o, s=status: o.__setitem__("status", s))
+            api.mutate(QUOTAS, ns, q["metadata"]["name"], partial(_set_status, status))
+
+
+def _set_status(status: dict[str, Any], obj: Obj) -> None:
+    obj["status"] = status

@@ -11,6 +11,7 @@ namespace lifecycle. HTTP concerns live in `_http.py`.
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import copy
 import datetime as dt
@@ -98,7 +99,8 @@ class ApiServer:
             body["metadata"] = meta = {}
         if not isinstance(meta, dict):
             raise ApiError.bad_request("metadata must be an object")
-        return body
+        out: Obj = body
+        return out
 
     def _check_namespace_for_create(self, rt: ResourceType, namespace: str, name: str) -> None:
         ns = self.store.get(NAMESPACES, "", namespace)
@@ -453,10 +455,10 @@ class ApiServer:
 
     # -- garbage collection -----------------------------------------------------------------------------
 
-    def _dependents(self, owner: Obj) -> list[tuple[ResourceType, Obj]]:
+    def _dependents(self, owner: Obj) -> builtins.list[tuple[ResourceType, Obj]]:
         uid = owner["metadata"]["uid"]
         ns = owner["metadata"].get("namespace")
-        out: list[tuple[ResourceType, Obj]] = []
+        out: builtins.list[tuple[ResourceType, Obj]] = []
         for rt in reg.RESOURCES:
             candidates = self.store.list(rt, ns if (rt.namespaced and ns) else None)
             for o in candidates:
@@ -643,7 +645,7 @@ class ApiServer:
         audiences = spec.get("audiences") or [ISSUER]
         issued = now()
         expires = issued + dt.timedelta(seconds=seconds)
-        claims = {"aud": audiences, "exp": int(expires.timestamp()), "iat": int(issued.timestamp()),
+        claims: dict[str, Any] = {"aud": audiences, "exp": int(expires.timestamp()), "iat": int(issued.timestamp()),
                   "nbf": int(issued.timestamp()), "iss": ISSUER,
                   "sub": f"system:serviceaccount:{namespace}:{name}", "jti": new_uid(),
                   "kubernetes.io": {"namespace": namespace,

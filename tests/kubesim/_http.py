@@ -211,10 +211,10 @@ class Frontend:
                     groups.append(self._group(g, versions))
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         if len(parts) == 2 and parts[0] == "apis":
-            versions = reg.groups().get(parts[1])
-            if not versions or not parts[1]:
+            served = reg.groups().get(parts[1])
+            if not served or not parts[1]:
                 raise ApiError.no_route()
-            return {"kind": "APIGroup", "apiVersion": "v1", **self._group(parts[1], versions)}
+            return {"kind": "APIGroup", "apiVersion": "v1", **self._group(parts[1], served)}
         if len(parts) == 3 and parts[0] == "apis":
             resources = reg.resource_list(parts[1], parts[2])
             if resources is None:

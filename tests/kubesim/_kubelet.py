@@ -369,7 +369,7 @@ class PodWorker:
         return not (c.init and code == 0 and not c.is_sidecar)
 
     def restart_delay(self, c: Container) -> float:
-        return min(self.kubelet.options.restart_backoff * (2 ** (c.restart_count - 1)), 300.0)
+        return min(float(self.kubelet.options.restart_backoff) * (2.0 ** (c.restart_count - 1)), 300.0)
 
     async def _run_with_restarts(self, c: Container, started: asyncio.Event | None = None) -> int | None:
         while True:

@@ -7,6 +7,7 @@ port by default). Use it as a context manager (sync or async) or call `start()`/
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import os
@@ -289,7 +290,7 @@ class KubeSim:
         """An object straight from the store (`resource` is a plural, e.g. "pods", "jobs", "rolebindings")."""
         return self.store.get(resource_type(resource), namespace, name)
 
-    def list(self, resource: str, namespace: str | None = None) -> list[Obj]:
+    def list(self, resource: str, namespace: str | None = None) -> builtins.list[Obj]:
         return self.store.list(resource_type(resource), namespace)
 
     def bind_pod(self, namespace: str, name: str, body: Any) -> Obj:
@@ -297,9 +298,9 @@ class KubeSim:
         self.controllers.bind(namespace, name, str(target))
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
-    def processes(self) -> list[int]:
+    def processes(self) -> builtins.list[int]:
         """Host PIDs of the containers' main processes still running (for kill assertions)."""
-        pids: list[int] = []
+        pids: builtins.list[int] = []
         for w in list(self.kubelet.workers.values()):
             for c in [*w.init, *w.main]:
                 if c.proc is not None and c.proc.returncode is None:

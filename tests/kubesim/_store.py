@@ -8,6 +8,7 @@ loop; reads are safe from any thread (tests assert on `sim.store`).
 
 from __future__ import annotations
 
+import builtins
 import copy
 import threading
 import time
@@ -52,9 +53,9 @@ class Store:
         self._history: deque[Change] = deque(maxlen=max(1, history_size))
         # the oldest resourceVersion a watch may resume from (everything after it is in the history)
         self._compacted_rv = self._rv
-        self._listeners: list[Listener] = []
+        self._listeners: builtins.list[Listener] = []
         self._dispatching = False
-        self._pending: deque[tuple[Change, list[Listener]]] = deque()
+        self._pending: deque[tuple[Change, builtins.list[Listener]]] = deque()
 
     # -- reads (any thread) ---------------------------------------------------------------------------
 
@@ -68,7 +69,7 @@ class Store:
             obj = self._objects.get(rt.key, {}).get((namespace if rt.namespaced else "", name))
             return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, rt: ResourceType, namespace: str | None = None) -> list[Obj]:
+    def list(self, rt: ResourceType, namespace: str | None = None) -> builtins.list[Obj]:
         """Objects of `rt`, sorted by namespace then name; `namespace=None` means all namespaces."""
         with self._lock:
             items = self._objects.get(rt.key, {})
@@ -83,7 +84,7 @@ class Store:
                 for obj in self.list(rt, namespace):
                     yield rt, obj
 
-    def history_since(self, rv: int) -> list[Change] | None:
+    def history_since(self, rv: int) -> builtins.list[Change] | None:
         """Events after `rv`, or None when `rv` is older than the retained window (→ 410 Gone)."""
         with self._lock:
             if rv < self._compacted_rv:
@@ -119,7 +120,7 @@ class Store:
 
         return unsubscribe
 
-    def subscribe_with_history(self, listener: Listener, since_rv: int) -> tuple[list[Change] | None, Callable[[], None]]:
+    def subscribe_with_history(self, listener: Listener, since_rv: int) -> tuple[builtins.list[Change] | None, Callable[[], None]]:
         """Atomically: the events after `since_rv` and a subscription for everything after them."""
         with self._lock:
             history = self.history_since(since_rv)
@@ -128,7 +129,7 @@ class Store:
 
     def snapshot_and_subscribe(
         self, rt: ResourceType, namespace: str | None, listener: Listener
-    ) -> tuple[list[Obj], int, Callable[[], None]]:
+    ) -> tuple[builtins.list[Obj], int, Callable[[], None]]:
         """Atomically: the current objects, the current resourceVersion and a subscription after it."""
         with self._lock:
             return self.list(rt, namespace), self._rv, self.subscribe(listener)

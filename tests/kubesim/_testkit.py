@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from lightkube import AsyncClient, KubeConfig
@@ -28,16 +28,16 @@ def job(name: str, containers: list[dict[str, Any]], *, init: list[dict[str, Any
         pod_spec["initContainers"] = init
     if volumes:
         pod_spec["volumes"] = volumes
-    return Job.from_dict({"apiVersion": "batch/v1", "kind": "Job",
+    return cast(Job, Job.from_dict({"apiVersion": "batch/v1", "kind": "Job",
                           "metadata": {"name": name, "labels": labels or {}},
                           "spec": {"backoffLimit": backoff_limit, **spec,
-                                   "template": {"metadata": {"labels": labels or {}}, "spec": pod_spec}}})
+                                   "template": {"metadata": {"labels": labels or {}}, "spec": pod_spec}}}))
 
 
 def pod(name: str, containers: list[dict[str, Any]], *, labels: dict[str, str] | None = None,
         **spec: Any) -> Pod:
-    return Pod.from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
-                          "spec": {"restartPolicy": "Never", "containers": containers, **spec}})
+    return cast(Pod, Pod.from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
+                          "spec": {"restartPolicy": "Never", "containers": containers, **spec}}))
 
 
 def client_for(sim: KubeSim, path: Path, token: str | None = None, namespace: str = "default") -> AsyncClient:

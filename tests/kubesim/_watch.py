@@ -92,7 +92,7 @@ def open_stream(store: Store, req: WatchRequest, closing: asyncio.Event,
         raise ApiError(422, "Invalid", "ListOptions.meta.k8s.io \"\" is invalid: allowWatchBookmarks: Required "
                                        "value: allowWatchBookmarks must be set to true when sendInitialEvents "
                                        "is set to true")
-    if rv_text in (None, "", "0") or req.send_initial_events:
+    if rv_text is None or rv_text in ("", "0") or req.send_initial_events:
         objs, rv, unsubscribe = store.snapshot_and_subscribe(req.rt, req.namespace, watcher.listener)
         initial = [_line("ADDED", o) for o in objs if watcher.matches(o)]
         if req.send_initial_events:
