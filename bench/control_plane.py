@@ -27,7 +27,7 @@ from websockets.asyncio.client import connect  # noqa: E402
 
 from shoal.client import Client  # noqa: E402
 from shoal.protocol import Accepted, Ack, Assignment, EventBatch, Hello, server_message_adapter  # noqa: E402
-from tests.harness import free_port, start_server_process, wait_until  # noqa: E402
+from tests.harness import start_server_process, wait_until  # noqa: E402
 from tests.pg import fresh_database, postgres_available  # noqa: E402
 
 WF = """\
@@ -55,6 +55,7 @@ class SimAgent:
     def __init__(self, url: str, token: str, name: str, lines: int, batch: int = 500) -> None:
         self.url, self.token, self.name, self.lines, self.batch = url, token, name, lines, batch
         self.done: dict[str, float] = {}
+        self.streams: list[asyncio.Task[None]] = []
         self.acked: dict[str, int] = {}
 
     async def run(self, executions: int, ready: asyncio.Event | None = None) -> None:
@@ -75,7 +76,7 @@ class SimAgent:
                 if isinstance(msg, Assignment):
                     await ws.send(Accepted(execution_id=msg.execution_id).model_dump_json())
                     pending.add(msg.execution_id)
-                    asyncio.create_task(self._stream(ws, msg.execution_id))
+                    self.streams.append(asyncio.create_task(self._stream(ws, msg.execution_id)))
                 elif isinstance(msg, Ack):
                     self.acked[msg.execution_id] = msg.seq
                     self.progress.set()
@@ -223,6 +224,8 @@ async def bench_summary(quick: bool) -> None:
         return
     from datetime import UTC, datetime, timedelta
 
+    from sqlalchemy import text
+
     from shoal.store import Store, new_execution_id
 
     total = 20_000 if quick else 100_000
@@ -230,10 +233,12 @@ async def bench_summary(quick: bool) -> None:
         store = await Store.open(url)
         org = await store.ensure_organization("default")
         env = await store.create_environment(org.id, "default")
-        from shoal.store._models import ExecutionFact
+        from shoal.store._models import ExecutionFact, LatestFact
 
         start = datetime.now(UTC) - timedelta(days=6)
         rows = []
+        previous: dict[str, str] = {}
+        latest: dict[str, dict[str, object]] = {}
         for i in range(total):
             agent = i % 200
             status = "failed" if (i * 7919) % 10 == 0 else "passed"
@@ -251,11 +256,27 @@ async def bench_summary(quick: bool) -> None:
                     "scheduled_at": ts,
                     "finished_at": ts + timedelta(seconds=30),
                     "duration_ms": 20_000 + (i * 37) % 20_000,
+                    "has_previous": f"agent-{agent}" in previous,
+                    "flipped": previous.get(f"agent-{agent}", status) != status,
                 }
             )
+            previous[f"agent-{agent}"] = status
+            latest[f"agent-{agent}"] = {
+                "env_id": env.id,
+                "workflow_name": "smoke",
+                "agent_name": f"agent-{agent}",
+                "agent_labels": {"cluster": f"pr-{agent}"},
+                "execution_id": rows[-1]["execution_id"],
+                "status": status,
+                "scheduled_at": ts,
+            }
         async with store.session() as s:
             for i in range(0, len(rows), 5000):
                 await s.execute(ExecutionFact.__table__.insert(), rows[i : i + 5000])
+            await s.execute(LatestFact.__table__.insert(), list(latest.values()))
+        async with store.engine.connect() as conn:  # as autovacuum would after a bulk load
+            await conn.execute(text("ANALYZE execution_facts"))
+            await conn.commit()
         since = datetime.now(UTC) - timedelta(days=7)
         times = []
         for _ in range(6):
@@ -311,7 +332,9 @@ async def bench_first_step(quick: bool) -> None:
                         if event.get("type") == "step" and event.get("status") == "running":
                             latencies.append((time.perf_counter() - t0) * 1000)
                             break
-                    wait_until(lambda: c.execution(ex["id"])["result"]["status"] in ("passed", "failed"), 60)
+                    wait_until(
+                        lambda i=ex["id"]: c.execution(i)["result"]["status"] in ("passed", "failed"), 60
+                    )
             latencies.sort()
             emit("run_to_first_step_p50_ms", statistics.median(latencies), "ms", runs)
             emit(

@@ -16,8 +16,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Label maps read by aggregation: binary JSON on PostgreSQL (see migration 0004).
+LABELS_JSON = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -187,10 +192,26 @@ class ExecutionFact(Base):
     group_id: Mapped[str] = mapped_column(String(24))
     status: Mapped[str] = mapped_column(String(16))
     agent_name: Mapped[str | None] = mapped_column(String(253), nullable=True)
-    agent_labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    agent_labels: Mapped[dict[str, Any]] = mapped_column(LABELS_JSON, default=dict)
     scheduled_at: Mapped[datetime]
     finished_at: Mapped[datetime]
     duration_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Compared with the same agent's previous run of the workflow (for the flip rate without sorting).
+    has_previous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    flipped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class LatestFact(Base):
+    """The newest finished execution of a workflow per agent (for "latest status per cluster")."""
+
+    __tablename__ = "latest_facts"
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), primary_key=True)
+    workflow_name: Mapped[str] = mapped_column(String(253), primary_key=True)
+    agent_name: Mapped[str] = mapped_column(String(253), primary_key=True)
+    agent_labels: Mapped[dict[str, Any]] = mapped_column(LABELS_JSON, default=dict)
+    execution_id: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16))
+    scheduled_at: Mapped[datetime]
 
 
 class StepFact(Base):
@@ -205,5 +226,5 @@ class StepFact(Base):
     name: Mapped[str] = mapped_column(String(512))
     status: Mapped[str] = mapped_column(String(16))
     agent_name: Mapped[str | None] = mapped_column(String(253), nullable=True)
-    agent_labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    agent_labels: Mapped[dict[str, Any]] = mapped_column(LABELS_JSON, default=dict)
     scheduled_at: Mapped[datetime]

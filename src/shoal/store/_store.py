@@ -31,6 +31,7 @@ from shoal.store._models import (
     Execution,
     ExecutionEvent,
     ExecutionFact,
+    LatestFact,
     Organization,
     Resource,
     StepFact,
@@ -218,7 +219,7 @@ class Store:
                     await s.execute(delete(ExecutionEvent).where(ExecutionEvent.execution_id.in_(chunk)))
                     await s.execute(delete(Artifact).where(Artifact.execution_id.in_(chunk)))
             await s.execute(delete(Execution).where(Execution.env_id == env_id))
-            for table in (Agent, Resource, WorkflowCounter, Token, ExecutionFact, StepFact):
+            for table in (Agent, Resource, WorkflowCounter, Token, ExecutionFact, StepFact, LatestFact):
                 await s.execute(delete(table).where(table.env_id == env_id))
             await s.execute(delete(Environment).where(Environment.id == env_id))
         return ids
@@ -770,6 +771,40 @@ class Store:
             "duration_ms": ex.duration_ms,
         }
         async with self.session() as s:
+            if ex.agent_name:
+                previous = (
+                    await s.execute(
+                        select(ExecutionFact.status)
+                        .where(
+                            ExecutionFact.env_id == ex.env_id,
+                            ExecutionFact.workflow_name == ex.workflow_name,
+                            ExecutionFact.agent_name == ex.agent_name,
+                            ExecutionFact.scheduled_at < ex.scheduled_at,
+                        )
+                        .order_by(ExecutionFact.scheduled_at.desc())
+                        .limit(1)
+                    )
+                ).scalar_one_or_none()
+                values["has_previous"] = previous is not None
+                values["flipped"] = previous is not None and previous != ex.status
+                latest = {
+                    "env_id": ex.env_id,
+                    "workflow_name": ex.workflow_name,
+                    "agent_name": ex.agent_name,
+                    "agent_labels": ex.agent_labels or {},
+                    "execution_id": ex.id,
+                    "status": ex.status,
+                    "scheduled_at": ex.scheduled_at,
+                }
+                newer = {k: latest[k] for k in ("agent_labels", "execution_id", "status", "scheduled_at")}
+                stmt = self._insert(LatestFact).values(latest)
+                await s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["env_id", "workflow_name", "agent_name"],
+                        set_=newer,
+                        where=LatestFact.scheduled_at <= stmt.excluded.scheduled_at,
+                    )
+                )
             await s.execute(self._insert(ExecutionFact).values(values).on_conflict_do_nothing())
             rows = [
                 {
@@ -791,8 +826,7 @@ class Store:
     async def metrics(
         self, env_id: str, workflow: str, since: datetime, by: str | None = None
     ) -> dict[str, Any]:
-        async with self.sessions() as s:
-            return await workflow_metrics(s, MetricsQuery(env_id, workflow, since, by))
+        return await workflow_metrics(self.sessions, MetricsQuery(env_id, workflow, since, by))
 
     async def prunable_executions(
         self, env_id: str, workflow: str, retain_days: int | None, retain_count: int | None, limit: int = 200

@@ -1,0 +1,213 @@
+"""Queries only the web dashboard needs: narrow reads for its pages and its one-time sign-in links.
+
+Sign-in links live in the ``tokens`` table as rows of role ``dashboard-link`` (no schema change): the
+``hash`` column holds a keyed digest of the link secret (the server's HMAC, so the secret is never a
+bearer token), ``expires_at`` bounds it, ``revoked`` flips on first use (compare-and-set), and ``name``
+records the token that asked for it, whose rights the browser session then carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+
+from shoal.store._models import Agent, Execution, ExecutionFact, StepFact, Token
+from shoal.store._store import ACTIVE_STATUSES, Store, new_id, now
+
+LINK_ROLE = "dashboard-link"
+_LINK_NAME = "dashboard link for token "
+
+
+@dataclass(frozen=True, slots=True)
+class FactRow:
+    """One finished execution, as the workflows page aggregates it."""
+
+    workflow: str
+    execution_id: str
+    status: str
+    agent_name: str | None
+    agent_labels: dict[str, Any]
+    scheduled_at: datetime
+    duration_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailures:
+    workflow: str
+    ref: str
+    name: str
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentCounts:
+    agents: int = 0
+    online: int = 0
+    running: int = 0
+    queued: int = 0
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+async def get_token(store: Store, token_id: str) -> Token | None:
+    """A token by id when it is still usable (not revoked, not expired)."""
+    async with store.session() as s:
+        token = await s.get(Token, token_id)
+    if token is None or token.revoked or token.role == LINK_ROLE:
+        return None
+    expires = _aware(token.expires_at)
+    if expires is not None and expires < now():
+        return None
+    return token
+
+
+async def create_link(store: Store, creator: Token, digest: str, ttl: timedelta) -> datetime:
+    """Store a one-time link (by its keyed digest) acting as ``creator``; returns its expiry."""
+    expires = now() + ttl
+    async with store.session() as s:
+        await s.execute(
+            delete(Token).where(Token.role == LINK_ROLE, Token.expires_at < now() - timedelta(hours=1))
+        )
+        s.add(
+            Token(
+                id=new_id(),
+                org_id=creator.org_id,
+                env_id=creator.env_id,
+                role=LINK_ROLE,
+                name=_LINK_NAME + creator.id,
+                hash=digest,
+                prefix="link",
+                created_at=now(),
+                expires_at=expires,
+                revoked=False,
+            )
+        )
+    return expires
+
+
+async def redeem_link(store: Store, digest: str) -> Token | None:
+    """Use a link once: the token it acts as, or None (unknown, expired, already used, creator revoked)."""
+    async with store.session() as s:
+        link = (
+            await s.execute(select(Token).where(Token.hash == digest, Token.role == LINK_ROLE))
+        ).scalar_one_or_none()
+        if link is None or link.revoked:
+            return None
+        expires = _aware(link.expires_at)
+        if expires is None or expires < now():
+            return None
+        used = await s.execute(
+            update(Token).where(Token.id == link.id, Token.revoked.is_(False)).values(revoked=True)
+        )
+        if not used.rowcount:  # type: ignore[attr-defined]
+            return None  # someone else redeemed it in between
+        creator_id = link.name[len(_LINK_NAME) :] if link.name.startswith(_LINK_NAME) else ""
+    return await get_token(store, creator_id) if creator_id else None
+
+
+async def environment_counts(store: Store, env_ids: Sequence[str]) -> dict[str, EnvironmentCounts]:
+    """Agents (online/total), running and queued executions per environment, in three grouped queries."""
+    if not env_ids:
+        return {}
+    ids = list(env_ids)
+    agents: dict[str, list[int]] = {e: [0, 0] for e in ids}
+    runs: dict[str, list[int]] = {e: [0, 0] for e in ids}
+    async with store.session() as s:
+        q = (
+            select(Agent.env_id, Agent.status, func.count())
+            .where(Agent.env_id.in_(ids))
+            .group_by(Agent.env_id, Agent.status)
+        )
+        for env_id, status, n in (await s.execute(q)).all():
+            agents[env_id][0] += int(n)
+            if status == "online":
+                agents[env_id][1] += int(n)
+        statuses = [*ACTIVE_STATUSES, "queued"]
+        q2 = (
+            select(Execution.env_id, Execution.status, func.count())
+            .where(Execution.env_id.in_(ids), Execution.status.in_(statuses))
+            .group_by(Execution.env_id, Execution.status)
+        )
+        for env_id, status, n in (await s.execute(q2)).all():
+            runs[env_id][1 if status == "queued" else 0] += int(n)
+    return {e: EnvironmentCounts(agents[e][0], agents[e][1], runs[e][0], runs[e][1]) for e in ids}
+
+
+async def recent_facts(
+    store: Store, env_id: str, since: datetime, workflow: str | None = None, limit: int = 50_000
+) -> list[FactRow]:
+    """Finished executions of an environment since a time, oldest first (narrow columns only)."""
+    f = ExecutionFact
+    conds = [f.env_id == env_id, f.scheduled_at >= since]
+    if workflow:
+        conds.append(f.workflow_name == workflow)
+    q = (
+        select(
+            f.workflow_name,
+            f.execution_id,
+            f.status,
+            f.agent_name,
+            f.agent_labels,
+            f.scheduled_at,
+            f.duration_ms,
+        )
+        .where(and_(*conds))
+        .order_by(f.scheduled_at, f.execution_id)
+        .limit(limit)
+    )
+    async with store.session() as s:
+        rows = (await s.execute(q)).all()
+    return [FactRow(r[0], r[1], r[2], r[3], r[4] or {}, _aware(r[5]) or r[5], r[6]) for r in rows]
+
+
+async def step_failures(
+    store: Store, env_id: str, since: datetime, workflow: str | None = None
+) -> list[StepFailures]:
+    """How often each step failed per workflow since a time."""
+    sf = StepFact
+    conds = [sf.env_id == env_id, sf.scheduled_at >= since]
+    if workflow:
+        conds.append(sf.workflow_name == workflow)
+    q = (
+        select(sf.workflow_name, sf.ref, sf.name, func.count())
+        .where(and_(*conds))
+        .group_by(sf.workflow_name, sf.ref, sf.name)
+    )
+    async with store.session() as s:
+        rows = (await s.execute(q)).all()
+    return [StepFailures(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+
+async def group_members(store: Store, env_id: str, group_id: str, limit: int = 50) -> list[Execution]:
+    """The executions of one group (a replicated run), in creation order."""
+    q = (
+        select(Execution)
+        .where(Execution.env_id == env_id, Execution.group_id == group_id)
+        .order_by(Execution.scheduled_at, Execution.id)
+        .limit(limit)
+    )
+    async with store.session() as s:
+        return list((await s.execute(q)).scalars())
+
+
+__all__ = [
+    "LINK_ROLE",
+    "EnvironmentCounts",
+    "FactRow",
+    "StepFailures",
+    "create_link",
+    "environment_counts",
+    "get_token",
+    "group_members",
+    "recent_facts",
+    "redeem_link",
+    "step_failures",
+]
