@@ -171,6 +171,16 @@ class _Translator:
         raise RuntimeExpressionError(f"{node.source()} cannot be evaluated at run time")
 
     def binary(self, node: Binary) -> str:
+        refs = self.ref_conjunction(node)
+        if refs is not None:
+            # the status chain of every step: one pattern match instead of a branch per ref
+            words = " ".join(f"$_S{self.scope.refs[ref]}" for ref in refs)
+            name = self.temp()
+            self.emit(
+                f'case " {words} " in *" failed "* | *" timeout "* | *" aborted "*) {name}=bfalse ;; '
+                f"*) {name}=btrue ;; esac"
+            )
+            return f'"${name}"'
         if node.op == "&&":
             return self.branch(node.left, node.right, None)
         if node.op == "||":
@@ -180,6 +190,16 @@ class _Translator:
         left = self.operand(node.left)
         right = self.operand(node.right)
         return self.result(f"_sh_op {sh_quote(node.op)} {left} {right}")
+
+    def ref_conjunction(self, node: Expression) -> list[str] | None:
+        """The refs of ``a&&b&&c`` when every operand is a stage ref, else None."""
+        if isinstance(node, Binary) and node.op == "&&":
+            left = self.ref_conjunction(node.left)
+            right = self.ref_conjunction(node.right)
+            return None if left is None or right is None else left + right
+        if isinstance(node, Accessor) and node.name in self.scope.refs:
+            return [node.name]
+        return None
 
     def branch(
         self,

@@ -24,7 +24,7 @@ _sh_abmsg='The execution has been aborted.'
 _sh_sp='\"`${[|&;<>()*?!'"'"
 _sh_abort='' _sh_pid='' _sh_wpid='' _sh_gk='' _sh_fpid='' _sh_tohit='' _sh_pz='' _sh_pzref='' _sh_masking=''
 _sh_cwd=$PWD _sh_self='' _sh_dl='' _sh_dln='' _sh_dlfmt='' _sh_dlref='' _sh_wd='' _sh_err='' _sh_r='' _sh_st=''
-_sh_code=0 _sh_det='' _sh_argv0='' _sh_xk='' _sh_xneg=0
+_sh_code=0 _sh_det='' _sh_argv0='' _sh_xk='' _sh_xneg=0 _sh_tree=
 
 # ------------------------------------------------------------------------------------------------
 # Clock: _sh_ts sets _sh_now (epoch ms) without forking where the shell allows it.
@@ -141,9 +141,43 @@ _sh_unpause() {
 
 _sh_onsig() {
 	_sh_abort=1
-	if [ -n "$_sh_pid" ]; then
+	[ -n "$_sh_pid" ] || return 0
+	if [ -n "$_sh_dl" ]; then
 		kill -TERM "-$_sh_pid" 2>/dev/null || kill -TERM "$_sh_pid" 2>/dev/null || :
+	else
+		_sh_killtree TERM "$_sh_pid"
 	fi
+}
+
+# Operations without a deadline stay in the program's process group (no setsid exec on the hot
+# path, and the runtime's kill of that group reaches them); an abort finds their tree in /proc.
+_sh_killtree() { # signal pid: signal the process and its descendants; their pids -> _sh_tree
+	_sh_kt_sig=$1 _sh_tree=$2 _sh_kt_all=''
+	for _sh_kt_d in /proc/[0-9]*; do
+		_sh_kt_l=''
+		read -r _sh_kt_l 2>/dev/null <"$_sh_kt_d/stat" || [ -n "$_sh_kt_l" ] || continue
+		_sh_kt_l=${_sh_kt_l##*) }
+		_sh_kt_l=${_sh_kt_l#* }
+		_sh_kt_all="$_sh_kt_all ${_sh_kt_l%% *}:${_sh_kt_d#/proc/}"
+	done
+	_sh_kt_todo=$2
+	while [ -n "$_sh_kt_todo" ]; do
+		_sh_kt_p=${_sh_kt_todo%% *}
+		case $_sh_kt_todo in
+		*" "*) _sh_kt_todo=${_sh_kt_todo#* } ;;
+		*) _sh_kt_todo='' ;;
+		esac
+		for _sh_kt_e in $_sh_kt_all; do
+			case $_sh_kt_e in
+			"$_sh_kt_p":*)
+				_sh_tree="$_sh_tree ${_sh_kt_e#*:}"
+				_sh_kt_todo="$_sh_kt_todo${_sh_kt_todo:+ }${_sh_kt_e#*:}"
+				;;
+			esac
+		done
+	done
+	# shellcheck disable=SC2086 # a list of pids
+	kill -"$_sh_kt_sig" $_sh_tree 2>/dev/null || :
 }
 
 _sh_load() {
@@ -232,8 +266,12 @@ _sh_child() { # in the operation's subshell, before exec
 	fi
 }
 
+# The operation's process: its own process group (setsid) only when a deadline may kill it.
 _sh_exec_shell() { # script
-	exec "$_sh_bb" setsid "$_sh_bb" sh -c "set -e$_sh_nl$1"
+	if [ -n "$_sh_dl" ]; then
+		exec "$_sh_bb" setsid "$_sh_bb" sh -c "set -e$_sh_nl$1"
+	fi
+	exec "$_sh_bb" sh -c "set -e$_sh_nl$1"
 }
 
 _sh_exec_run() { # argv: looks the command up in PATH itself (busybox setsid prefers its applets)
@@ -261,7 +299,10 @@ _sh_exec_run() { # argv: looks the command up in PATH itself (busybox setsid pre
 		;;
 	esac
 	shift
-	exec "$_sh_bb" setsid "$_sh_p" "$@"
+	if [ -n "$_sh_dl" ]; then
+		exec "$_sh_bb" setsid "$_sh_p" "$@"
+	fi
+	exec "$_sh_p" "$@"
 }
 
 _sh_exec_toolkit() { # kind ref
@@ -269,11 +310,17 @@ _sh_exec_toolkit() { # kind ref
 	IFS=' 	'
 	# shellcheck disable=SC2086 # SHOAL_TOOLKIT is a command line: split on blanks on purpose
 	set -- $_sh_tk "$1" "$2"
-	exec "$_sh_bb" setsid "$@"
+	if [ -n "$_sh_dl" ]; then
+		exec "$_sh_bb" setsid "$@"
+	fi
+	exec "$@"
 }
 
 _sh_exec_sleep() { # seconds
-	exec "$_sh_bb" setsid "$_sh_bb" sleep "$1"
+	if [ -n "$_sh_dl" ]; then
+		exec "$_sh_bb" setsid "$_sh_bb" sleep "$1"
+	fi
+	exec "$_sh_bb" sleep "$1"
 }
 
 _sh_setwd() { # _sh_wd (may be relative) -> created, absolute, and the cwd of expressions
@@ -309,7 +356,12 @@ _sh_wait() { # waits for _sh_pid; a trapped signal interrupts wait, so wait agai
 
 _sh_reap() { # after the operation's leader exited
 	if [ -n "$_sh_tohit$_sh_abort" ]; then
-		kill -KILL "-$_sh_pid" 2>/dev/null || :
+		if [ -n "$_sh_dl" ]; then
+			kill -KILL "-$_sh_pid" 2>/dev/null || :
+		else
+			# shellcheck disable=SC2086 # what the abort signalled, even if reparented since
+			kill -KILL $_sh_tree 2>/dev/null || :
+		fi
 	fi
 	for _sh_p in $_sh_wpid $_sh_gk; do
 		kill -KILL "-$_sh_p" 2>/dev/null || kill -KILL "$_sh_p" 2>/dev/null || :
@@ -411,7 +463,8 @@ _sh_exec() { # n ref kind negative retries step-id until-function -> _sh_st
 			printf '_I%s=%s\n' "$1" "$_sh_it" >>"$_sh_j"
 			_sh_m "$2" iteration "{\"n\":$_sh_it}"
 		fi
-		_sh_clear_outputs
+		# outputs only matter for steps with an id: clear them there, not before every operation
+		[ -z "$_sh_xid" ] || _sh_clear_outputs
 		_sh_attempt
 		[ -z "$_sh_xid" ] || _sh_collect "$2"
 		_sh_more=''
