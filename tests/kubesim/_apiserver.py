@@ -457,36 +457,26 @@ class ApiServer:
 
     def _dependents(self, owner: Obj) -> builtins.list[tuple[ResourceType, Obj]]:
         uid = owner["metadata"]["uid"]
-        ns = owner["metadata"].get("namespace")
-        out: builtins.list[tuple[ResourceType, Obj]] = []
-        for rt in reg.RESOURCES:
-            candidates = self.store.list(rt, ns if (rt.namespaced and ns) else None)
-            for o in candidates:
-                if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or []):
-                    out.append((rt, o))
-        return out
+        return self.store.scan(lambda o: _owned_by(o, uid), owner["metadata"].get("namespace") or None)
 
     def _has_dependents(self, owner: Obj) -> bool:
         return bool(self._dependents(owner))
 
     def _collect_dependents(self, owner_uid: str, *, orphan: bool) -> None:
-        for rt in reg.RESOURCES:
-            for o in self.store.list(rt):
-                refs = o["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == owner_uid for r in refs):
-                    continue
-                if orphan:
-                    o["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
-                    if not o["metadata"]["ownerReferences"]:
-                        del o["metadata"]["ownerReferences"]
-                    self.store.commit(rt, o)
-                elif not o["metadata"].get("deletionTimestamp") or rt.kind == "Pod":
-                    remaining = [r for r in refs if r.get("uid") != owner_uid and self._owner_alive(r, o)]
-                    if remaining:
-                        continue  # another owner still holds it
-                    with contextlib.suppress(ApiError):
-                        self.delete(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"],
-                                    DeleteOptions(propagation="Background"))
+        for rt, o in self.store.scan(lambda obj: _owned_by(obj, owner_uid)):
+            refs = o["metadata"].get("ownerReferences") or []
+            if orphan:
+                o["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
+                if not o["metadata"]["ownerReferences"]:
+                    del o["metadata"]["ownerReferences"]
+                self.store.commit(rt, o)
+            elif not o["metadata"].get("deletionTimestamp") or rt.kind == "Pod":
+                remaining = [r for r in refs if r.get("uid") != owner_uid and self._owner_alive(r, o)]
+                if remaining:
+                    continue  # another owner still holds it
+                with contextlib.suppress(ApiError):
+                    self.delete(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"],
+                                DeleteOptions(propagation="Background"))
 
     def _owner_alive(self, ref: dict[str, Any], dependent: Obj) -> bool:
         rt = reg.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
@@ -527,10 +517,8 @@ class ApiServer:
         """Garbage collector and namespace controller, driven by store events."""
         if change.type == "DELETED":
             ns = change.namespace
-            for rt in reg.RESOURCES:
-                for o in self.store.list(rt, ns or None) if rt.namespaced == bool(ns) else []:
-                    if "foregroundDeletion" in (o["metadata"].get("finalizers") or []):
-                        self.check_foreground(rt, o)
+            for rt, o in self.store.scan(lambda obj: "foregroundDeletion" in (obj["metadata"].get("finalizers") or [])):
+                self.check_foreground(rt, o)
             if ns and change.rt.namespaced:
                 nsobj = self.store.get(NAMESPACES, "", ns)
                 if nsobj is not None and nsobj["metadata"].get("deletionTimestamp"):
@@ -556,7 +544,7 @@ class ApiServer:
 
     def _finish_namespace(self, ns: Obj) -> None:
         name = ns["metadata"]["name"]
-        if any(True for _ in self.store.all_in_namespace(name)):
+        if not self.store.is_namespace_empty(name):
             return
         current = self.store.get(NAMESPACES, "", name)
         if current is None:
@@ -696,6 +684,10 @@ class ApiServer:
         return User(f"system:serviceaccount:{ns}:{sa.get('name')}",
                     ("system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"),
                     (str(ns), str(sa.get("name"))))
+
+
+def _owned_by(obj: Obj, uid: str) -> bool:
+    return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
 
 
 def _sort_key(o: Obj) -> tuple[str, str]:

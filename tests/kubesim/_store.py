@@ -77,12 +77,27 @@ class Store:
             return [copy.deepcopy(items[k]) for k in keys]
 
     def all_in_namespace(self, namespace: str) -> Iterator[tuple[ResourceType, Obj]]:
-        from ._registry import RESOURCES
+        yield from self.scan(lambda _: True, namespace)
 
-        for rt in RESOURCES:
-            if rt.namespaced:
-                for obj in self.list(rt, namespace):
-                    yield rt, obj
+    def scan(self, predicate: Callable[[Obj], bool],
+             namespace: str | None = None) -> builtins.list[tuple[ResourceType, Obj]]:
+        """Copies of the objects of every type matching `predicate` (only namespaced ones in `namespace`)."""
+        from ._registry import by_key
+
+        out: builtins.list[tuple[ResourceType, Obj]] = []
+        with self._lock:
+            for key, bucket in self._objects.items():
+                rt = by_key(key)
+                if namespace is not None and not rt.namespaced:
+                    continue
+                for (ns, _), obj in sorted(bucket.items()):
+                    if (namespace is None or ns == namespace) and predicate(obj):
+                        out.append((rt, copy.deepcopy(obj)))
+        return out
+
+    def is_namespace_empty(self, namespace: str) -> bool:
+        with self._lock:
+            return not any(ns == namespace for bucket in self._objects.values() for (ns, _) in bucket)
 
     def history_since(self, rv: int) -> builtins.list[Change] | None:
         """Events after `rv`, or None when `rv` is older than the retained window (→ 410 Gone)."""
