@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from ._watch import WatchRequest, open_stream
 if TYPE_CHECKING:
     from ._sim import KubeSim
 
+log = logging.getLogger("kubesim")
 SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-kubesim", "gitCommit": "kubesim",
                   "gitTreeState": "clean", "buildDate": "2024-08-13T00:00:00Z", "goVersion": "go1.22.5",
                   "compiler": "gc", "platform": "linux/amd64"}
@@ -167,6 +169,10 @@ class Frontend:
         except ApiError as e:
             code = e.code
             return _error(e)
+        except Exception as e:  # a simulator bug: answer like a real server's internal error, and say so
+            log.exception("kubesim: %s %s failed", request.method, path)
+            code = 500
+            return _error(ApiError(500, "InternalError", f"Internal error occurred: kubesim: {e!r}"))
         finally:
             self.log.calls.append(ApiCall(verb, resource, ns, name, code, user.name if user else ""))
 

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import fnmatch
 import json
+import logging
 import os
 import re
 import secrets
@@ -33,12 +34,13 @@ from . import _registry as reg
 from ._apiserver import PODS, ApiServer
 from ._clock import now, rfc3339, rfc3339_nano
 from ._errors import ApiError
-from ._sandbox import Mount, bwrap_args, host_path_for
+from ._sandbox import Mount, bwrap_args, host_path_for, resolve_in_container
 from ._store import Change, Obj
 
 if TYPE_CHECKING:
     from ._sim import SimOptions
 
+log = logging.getLogger("kubesim")
 CONFIGMAPS = reg.by_key("configmaps")
 SECRETS = reg.by_key("secrets")
 PVCS = reg.by_key("persistentvolumeclaims")
@@ -261,6 +263,11 @@ class PodWorker:
     async def run(self) -> None:
         try:
             await self._run()
+        except Exception:
+            log.exception("kubesim kubelet: pod %s/%s failed to run", self.namespace, self.name)
+            self.phase_override = "Failed"
+            self.message = "kubesim: the simulated kubelet failed to run this pod (see the test log)"
+            self.sync()
         finally:
             self.finished.set()
 
@@ -733,7 +740,7 @@ class Kubelet:
         use_bwrap = self.options.bwrap
         workdir = c.spec.get("workingDir")
         c.container_id = f"containerd://{secrets.token_hex(32)}"
-        problem = self._start_problem(argv, env, mounts, use_bwrap)
+        problem = self._start_problem(argv, env, mounts, use_bwrap, str(workdir or "/"))
         if problem is not None:
             stamp = rfc3339()
             c.state = {"terminated": {"exitCode": 128, "reason": "StartError", "message": problem,
@@ -815,19 +822,21 @@ class Kubelet:
         return code
 
     def _start_problem(self, argv: list[str], env: Mapping[str, str], mounts: list[Mount],
-                       use_bwrap: bool) -> str | None:
+                       use_bwrap: bool, workdir: str) -> str | None:
         if not argv:
             return ("failed to create containerd container: error unpacking image: no command specified")
         exe = argv[0]
         oci = "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc " \
               "create failed: unable to start container process: "
+        resolve = (lambda p: resolve_in_container(p, mounts)) if use_bwrap else \
+            (lambda p: p if os.path.exists(p) else None)
         if "/" in exe:
-            host = host_path_for(exe, mounts)
-            if not os.path.exists(host):
+            if resolve(os.path.join(workdir, exe)) is None:
                 return f'{oci}exec: "{exe}": stat {exe}: no such file or directory: unknown'
             return None
         for d in env.get("PATH", DEFAULT_PATH).split(":"):
-            if d and os.access(os.path.join(host_path_for(d, mounts), exe), os.X_OK):
+            found = resolve(os.path.join(d, exe)) if d else None
+            if found is not None and os.access(found, os.X_OK):
                 return None
         return f'{oci}exec: "{exe}": executable file not found in $PATH: unknown'
 

@@ -147,3 +147,29 @@ def host_path_for(path: str, mounts: list[Mount]) -> str:
         return p
     rel = os.path.relpath(p, _norm(best.dest))
     return best.source if rel == "." else os.path.join(best.source, rel)
+
+
+def resolve_in_container(path: str, mounts: list[Mount], *, hops: int = 40) -> str | None:
+    """The host path a container path ends at, following symlinks as the container would see them.
+
+    A symlink inside a volume pointing at an absolute container path (`/.shoal/bin/sh` →
+    `/.shoal/busybox`) is followed through the mounts, not through the host. None when it dangles.
+    """
+    parts = [p for p in _norm(path).split("/") if p]
+    current = "/"
+    while parts:
+        part = parts.pop(0)
+        candidate = os.path.normpath(os.path.join(current, part))
+        host = host_path_for(candidate, mounts)
+        if os.path.islink(host):
+            hops -= 1
+            if hops < 0:
+                return None
+            target = os.readlink(host)
+            parts = [p for p in target.split("/") if p] + parts
+            current = "/" if target.startswith("/") else current
+            continue
+        if not os.path.lexists(host):
+            return None
+        current = candidate
+    return host_path_for(current, mounts)

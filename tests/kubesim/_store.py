@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import logging
 import threading
 import time
 from collections import deque
@@ -20,6 +21,7 @@ from typing import Any
 from ._registry import ResourceType
 
 Obj = dict[str, Any]
+log = logging.getLogger("kubesim")
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,9 @@ class Store:
             while self._pending:
                 ch, listeners = self._pending.popleft()
                 for listener in listeners:
-                    listener(ch)
+                    try:
+                        listener(ch)
+                    except Exception:  # a broken controller must not break the write that woke it
+                        log.exception("kubesim listener failed on %s %s", ch.type, ch.rt.key)
         finally:
             self._dispatching = False

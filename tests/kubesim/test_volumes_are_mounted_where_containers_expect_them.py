@@ -88,3 +88,22 @@ async def test_termination_message_is_reported(client: AsyncClient, kubesim: Kub
     assert kubesim.wait_until(lambda _: _phase(kubesim, "msg") == "Succeeded", 10)
     state = (kubesim.get("pods", "default", "msg") or {})["status"]["containerStatuses"][0]["state"]
     assert state["terminated"]["message"] == "all good\n"
+
+
+@needs_bwrap
+async def test_commands_resolve_through_symlinks_inside_volumes(client: AsyncClient, kubesim: KubeSim) -> None:
+    # how an init program ships its tools: copied into a shared volume, linked by absolute container paths
+    setup = container("setup", "cp \"$(command -v sh)\" /.shoal/tool && mkdir /.shoal/bin && "
+                               "ln -s /.shoal/tool /.shoal/bin/tool",
+                      volumeMounts=[{"name": "shared", "mountPath": "/.shoal"}])
+    by_path = {"name": "by-path", "image": "distroless:1", "command": ["/.shoal/bin/tool", "-c", "echo by-path"],
+               "volumeMounts": [{"name": "shared", "mountPath": "/.shoal"}]}
+    by_lookup = {"name": "by-lookup", "image": "distroless:1", "command": ["tool", "-c", "echo by-lookup"],
+                 "env": [{"name": "PATH", "value": "/.shoal/bin"}],
+                 "volumeMounts": [{"name": "shared", "mountPath": "/.shoal"}]}
+    await client.create(pod("linked", [by_path, by_lookup], initContainers=[setup],
+                            volumes=[{"name": "shared", "emptyDir": {}}]), namespace="default")
+    assert kubesim.wait_until(lambda _: _phase(kubesim, "linked") in ("Succeeded", "Failed"), 10)
+    assert _phase(kubesim, "linked") == "Succeeded"
+    for name in ("by-path", "by-lookup"):
+        assert [line async for line in client.log("linked", namespace="default", container=name)] == [f"{name}\n"]
