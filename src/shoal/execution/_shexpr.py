@@ -32,7 +32,7 @@ from shoal.workflow._expressions._values import to_string
 
 # Functions lib.sh implements as _sh_fn_<name>.
 RUNTIME_FUNCTIONS: frozenset[str] = frozenset(
-    {"string", "len", "trim", "shellquote", "file", "glob", "bool", "int", "join"}
+    {"string", "len", "trim", "shellquote", "file", "glob", "bool", "int", "join", "at"}
 )
 _OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "**"})
 _SH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -168,6 +168,9 @@ class _Translator:
             return self.result("_sh_fn_string " + " ".join(parts))
         if isinstance(node, Call):
             return self.call(node)
+        if isinstance(node, Property):
+            target = self.operand(node.target)
+            return self.result(f"_sh_fn_at {target} {sh_quote('s' + node.name)}")
         raise RuntimeExpressionError(f"{node.source()} cannot be evaluated at run time")
 
     def binary(self, node: Binary) -> str:

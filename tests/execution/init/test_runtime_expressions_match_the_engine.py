@@ -46,7 +46,8 @@ EXPRESSIONS = [
     'join(["a","b"], "-")', "join([1, [2, 3]])", "join(null)", "len([1,2,3])", 'len("")', "string([1,2])",
     '"x" + [1,2]', "env.A < env.NUM", "env.NEG < 0", "1e3", "1.5e-7 * 1", "100000 * 100000",
     '1 / 0', "5 % 0", 'int("abc")', "len(5)", "trim(5)", 'join("a")', '"a" - 1', '"abc" < 1', "int(true)",
-    "len(null)", 'bool(1, 2)',
+    "len(null)", 'bool(1, 2)', 'at(env.B, 2)', "at(env.B, 3)", 'at(["a", "b"], "1")',
+    'at(["a", "b"], 2)', "at(5, 0)", 'at("abc", "x")', 'at(["a", "b"], -1)', '["x", "y"].1', "[].0",
 ]  # fmt: skip
 
 
@@ -167,3 +168,12 @@ def test_user_values_are_data_never_code(shell: str, tmp_path: Path) -> None:
     assert got[0] == "s" + nasty + nasty
     assert got[2] == "btrue"
     assert not marker.exists()
+
+
+def test_every_function_the_compiler_leaves_for_run_time_is_translated() -> None:
+    from shoal.execution._shexpr import RUNTIME_FUNCTIONS as TRANSLATED
+    from shoal.workflow._runtime_names import RUNTIME_FUNCTIONS as LEFT_BY_COMPILER
+
+    assert LEFT_BY_COMPILER <= TRANSLATED
+    lib = LIB_PATH.read_text()
+    assert all(f"_sh_fn_{name}() {{" in lib for name in TRANSLATED)

@@ -1032,6 +1032,58 @@ _sh_fn_join() {
 	_sh_r=s$_sh_rp
 }
 
+_sh_fn_at() { # list index or string character (items come back as strings)
+	if [ "$#" -ne 2 ]; then
+		_sh_err="\"at\" function expects 2 arguments, $# provided"
+		return 1
+	fi
+	case $1 in
+	l*) _sh_what=list ;;
+	s*) _sh_what=string ;;
+	*)
+		_sh_str "$1"
+		_sh_err="properties exist only on lists, maps and strings, not on '$_sh_s'"
+		return 1
+		;;
+	esac
+	if ! _sh_fn_int "$2"; then
+		_sh_str "$2"
+		_sh_err="$_sh_what index must be a number, '$_sh_s' given"
+		return 1
+	fi
+	_sh_ai=${_sh_r#n} _sh_fn=0
+	if [ "$_sh_what" = list ]; then
+		_sh_s=${1#l}
+		while :; do
+			case $_sh_s in
+			"$_sh_nl"*) ;;
+			*) break ;;
+			esac
+			_sh_s=${_sh_s#"$_sh_nl"}
+			_sh_item=${_sh_s%%"$_sh_nl"*}
+			if [ "$_sh_fn" -eq "$_sh_ai" ]; then
+				_sh_r=s$_sh_item
+				return 0
+			fi
+			_sh_s=${_sh_s#"$_sh_item"}
+			_sh_fn=$((_sh_fn + 1))
+		done
+	else
+		_sh_s=${1#s}
+		while [ -n "$_sh_s" ]; do
+			_sh_rest=${_sh_s#?}
+			if [ "$_sh_fn" -eq "$_sh_ai" ]; then
+				_sh_r=s${_sh_s%"$_sh_rest"}
+				return 0
+			fi
+			_sh_s=$_sh_rest
+			_sh_fn=$((_sh_fn + 1))
+		done
+	fi
+	_sh_err="index out of bounds (length=$_sh_fn, index=$_sh_ai)"
+	return 1
+}
+
 _sh_abspath() { # path -> _sh_s, relative to the working directory of the operation
 	case $1 in
 	/*) _sh_s=$1 ;;
