@@ -153,8 +153,10 @@ def start_agent_process(
     state_dir: Path,
     labels: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "shoal", "agent", "--server", server_url, "--token", token, "--name", name]
+    args += extra_args or []
     args += ["--state-dir", str(state_dir)]
     for k, v in (labels or {}).items():
         args += ["--label", f"{k}={v}"]
