@@ -467,6 +467,8 @@ class ExecuteWorkflow(ExecuteStrategy):
     tarball: dict[str, TarballRequest] | None = None
     config: dict[str, IntOrString] | None = None
     target: Target | None = None
+    # shoal: run the workflow in another environment of the same organisation ("controller environment").
+    environment: str | None = None
 
     @model_validator(mode="after")
     def _name_or_selector(self) -> ExecuteWorkflow:
