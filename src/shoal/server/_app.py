@@ -15,6 +15,7 @@ from shoal import __version__
 from shoal.server._settings import ServerSettings
 from shoal.server._state import ServerState
 from shoal.server.api import routers
+from shoal.server.dashboard import mount as mount_dashboard
 
 log = logging.getLogger("shoal.server")
 
@@ -44,6 +45,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    mount_dashboard(app)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, Any]:
