@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import copy
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -20,7 +19,7 @@ from ._apiserver import CONFIGMAPS, NAMESPACES, PODS, SERVICEACCOUNTS, ApiServer
 from ._clock import random_suffix
 from ._errors import ApiError
 from ._registry import ResourceType
-from ._store import Change, Obj
+from ._store import Change, Obj, clone
 from ._validation import parse_quantity
 
 QUOTAS = reg.by_key("resourcequotas")
@@ -285,7 +284,7 @@ def _quota_status(api: ApiServer, change: Change) -> None:
             continue
         hard = (q.get("spec") or {}).get("hard") or {}
         used = _usage(api, ns, hard)
-        status = {"hard": copy.deepcopy(hard), "used": {k: _format_quantity(k, v) for k, v in used.items()}}
+        status = {"hard": clone(hard), "used": {k: _format_quantity(k, v) for k, v in used.items()}}
         if q.get("status") != status:
             api.mutate(QUOTAS, ns, q["metadata"]["name"], partial(_set_status, status))
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
-import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -30,7 +29,7 @@ from ._errors import ApiError
 from ._patch import json_patch, merge_patch, strategic_merge_patch
 from ._registry import ResourceType
 from ._selectors import FieldSelector, LabelSelector
-from ._store import Change, Obj, Store
+from ._store import Change, Obj, Store, clone
 from ._validation import apply_defaults, validate, validate_update
 
 PODS = reg.by_key("pods")
@@ -92,7 +91,7 @@ class ApiServer:
                 f"({rt.api_version})")
         if kind and kind != rt.kind:
             raise ApiError.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
-        body = copy.deepcopy(body)
+        body = clone(body)
         body["apiVersion"], body["kind"] = rt.api_version, rt.kind
         meta = body.get("metadata")
         if meta is None:
@@ -250,20 +249,20 @@ class ApiServer:
                       dry_run: bool) -> Obj:
         name = old["metadata"]["name"]
         if subresource == "status":
-            merged = copy.deepcopy(old)
+            merged = clone(old)
             merged["status"] = new.get("status", {})
             new = merged
         elif subresource == "finalize":
-            merged = copy.deepcopy(old)
+            merged = clone(old)
             merged["spec"] = {**(old.get("spec") or {}), "finalizers": (new.get("spec") or {}).get("finalizers") or []}
             new = merged
         else:
             if rt.has_status:
-                new["status"] = copy.deepcopy(old.get("status"))
+                new["status"] = clone(old.get("status"))
                 if new["status"] is None:
                     new.pop("status")
             if rt.kind == "Namespace":
-                new["spec"] = copy.deepcopy(old.get("spec") or {})
+                new["spec"] = clone(old.get("spec") or {})
         meta, old_meta = new["metadata"], old["metadata"]
         for f in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
             if f in old_meta:
@@ -318,7 +317,7 @@ class ApiServer:
             if current is None:
                 if subresource:
                     raise ApiError.not_found(rt, name)
-                body = copy.deepcopy(patch)
+                body = clone(patch)
                 body.setdefault("metadata", {})["name"] = name
                 return self.create(rt, namespace, body, dry_run=dry_run), True
             target = strategic_merge_patch(current, patch)
@@ -580,7 +579,7 @@ class ApiServer:
         obj = self.store.get(rt, namespace, name)
         if obj is None or (uid is not None and obj["metadata"]["uid"] != uid):
             return None
-        before = copy.deepcopy(obj)
+        before = clone(obj)
         fn(obj)
         if _same(obj, before):
             return obj
@@ -695,10 +694,18 @@ def _sort_key(o: Obj) -> tuple[str, str]:
 
 
 def _same(a: Obj, b: Obj) -> bool:
-    x, y = copy.deepcopy(a), copy.deepcopy(b)
-    for o in (x, y):
-        o.get("metadata", {}).pop("resourceVersion", None)
-    return bool(x == y)
+    """Equal but for the resourceVersion (compared without copying)."""
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        if k == "metadata":
+            ma, mb = a[k] or {}, b[k] or {}
+            if {x: y for x, y in ma.items() if x != "resourceVersion"} != \
+                    {x: y for x, y in mb.items() if x != "resourceVersion"}:
+                return False
+        elif a[k] != b[k]:
+            return False
+    return True
 
 
 def qos_class(spec: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ Complete with completionTime; `ttlSecondsAfterFinished`.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from ._clock import now, parse_rfc3339, rfc3339
 from ._errors import ApiError
 from ._kubelet import NODE_NAME
 from ._selectors import LabelSelector, Requirement
-from ._store import Change, Obj
+from ._store import Change, Obj, clone
 
 if TYPE_CHECKING:
     from ._sim import SimOptions
@@ -231,16 +230,18 @@ class Controllers:
 
     def _release_orphans(self, namespace: str) -> None:
         """Drop the tracking finalizer from pods whose Job is gone (or no longer tracks them)."""
-        for pod in self.api.store.list(PODS, namespace):
-            if TRACKING not in (pod["metadata"].get("finalizers") or []):
-                continue
-            ref = controller_ref(pod)
+        store = self.api.store
+
+        def orphaned(p: Obj) -> bool:
+            if TRACKING not in (p["metadata"].get("finalizers") or []):
+                return False
+            ref = controller_ref(p)
             if ref is None or ref.get("kind") != "Job":
-                self._drop_tracking(pod)
-                continue
-            job = self.api.store.get(JOBS, namespace, ref["name"])
-            if job is None or job["metadata"]["uid"] != ref.get("uid"):
-                self._drop_tracking(pod)
+                return True
+            return store.uid_of(JOBS, namespace, str(ref.get("name"))) != ref.get("uid")
+
+        for pod in store.select(PODS, namespace, orphaned):
+            self._drop_tracking(pod)
 
     def _drop_tracking(self, pod: Obj) -> None:
         def drop(p: Obj) -> None:
@@ -261,7 +262,7 @@ class Controllers:
         uid = job["metadata"]["uid"]
         track = self.tracks.setdefault(uid, JobTrack())
         loop = asyncio.get_running_loop()
-        pods = [p for p in self.api.store.list(PODS, namespace) if (controller_ref(p) or {}).get("uid") == uid]
+        pods = self.api.store.select(PODS, namespace, lambda p: (controller_ref(p) or {}).get("uid") == uid)
         present = {p["metadata"]["uid"] for p in pods}
         for p in pods:
             puid, phase = p["metadata"]["uid"], (p.get("status") or {}).get("phase")
@@ -279,7 +280,7 @@ class Controllers:
                 self._drop_tracking(p)
         if job["metadata"].get("deletionTimestamp"):
             return
-        spec, status = job.get("spec") or {}, copy.deepcopy(job.get("status") or {})
+        spec, status = job.get("spec") or {}, clone(job.get("status") or {})
         active = [p for p in pods if not _terminal(p) and not p["metadata"].get("deletionTimestamp")]
         terminating = [p for p in pods if not _terminal(p) and p["metadata"].get("deletionTimestamp")]
         finished = _condition(status, "Complete") or _condition(status, "Failed")
@@ -392,7 +393,7 @@ class Controllers:
                         uid=job["metadata"]["uid"])
 
     def _create_pod(self, job: Obj) -> Obj | None:
-        meta, tmpl = job["metadata"], copy.deepcopy(job["spec"]["template"])
+        meta, tmpl = job["metadata"], clone(job["spec"]["template"])
         tmeta = tmpl.get("metadata") or {}
         base = f"{meta['name']}-"
         if len(base) > 58:

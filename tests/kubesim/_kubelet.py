@@ -793,6 +793,7 @@ class Kubelet:
         reader = asyncio.ensure_future(_pump(proc.stdout, c.log))
         returncode = await proc.wait()
         _killpg(proc.pid, signal.SIGKILL)  # the container's remaining processes die with it
+        await wait_group_gone(proc.pid)
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         c.log.close()
@@ -874,6 +875,8 @@ class Kubelet:
                 proc.kill()
         with contextlib.suppress(asyncio.CancelledError):
             await proc.wait()
+        _killpg(proc.pid, signal.SIGKILL)
+        await wait_group_gone(proc.pid)
 
     # -- logs -----------------------------------------------------------------------------------------
 
@@ -995,6 +998,54 @@ async def _read_child_pid(fd: int) -> int | None:
         except (ValueError, KeyError):
             continue
     return None
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group: a container's whole tree."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != b"Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+async def wait_group_gone(pgid: int, timeout: float = 5.0) -> None:
+    """Wait (on pidfds, not by sleeping) until every process of the group has exited."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        pids = _group_members(pgid)
+        remaining = deadline - loop.time()
+        if not pids or remaining <= 0:
+            return
+        watched: list[tuple[int, asyncio.Future[None]]] = []
+        for pid in pids:
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            fut: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _resolve, fut)
+            watched.append((fd, fut))
+        try:
+            if watched:
+                await asyncio.wait([f for _, f in watched], timeout=remaining)
+        finally:
+            for fd, _ in watched:
+                loop.remove_reader(fd)
+                os.close(fd)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _killpg(pgid: int, sig: int) -> None:

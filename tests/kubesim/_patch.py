@@ -7,10 +7,10 @@ schemas (containers, volumes, env, ports, conditions, …: merged item by item o
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from ._errors import ApiError
+from ._store import clone
 
 # field name → merge key, for lists the official schemas mark `patchStrategy: merge`
 MERGE_KEYS: dict[str, str] = {
@@ -35,8 +35,8 @@ SCALAR_MERGE = {"finalizers"}
 
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    result = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -48,10 +48,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
     if isinstance(patch, dict):
         if patch.get("$patch") == "replace":
-            return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+            return {k: clone(v) for k, v in patch.items() if k != "$patch"}
         if patch.get("$patch") == "delete":
             return None
-        result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        result = clone(target) if isinstance(target, dict) else {}
         for key, value in patch.items():
             if key.startswith("$setElementOrder/") or key == "$retainKeys":
                 continue
@@ -66,11 +66,11 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
                 else:
                     result[key] = merged
         return result
-    return copy.deepcopy(patch)
+    return clone(patch)
 
 
 def _merge_list(target: Any, patch: list[Any], field: str) -> list[Any]:
-    current = copy.deepcopy(target) if isinstance(target, list) else []
+    current = clone(target) if isinstance(target, list) else []
     if field in SCALAR_MERGE:
         for item in patch:
             if item not in current:
@@ -78,9 +78,9 @@ def _merge_list(target: Any, patch: list[Any], field: str) -> list[Any]:
         return current
     key = MERGE_KEYS.get(field)
     if key is None or not all(isinstance(i, dict) for i in patch):
-        return [i for i in copy.deepcopy(patch) if not (isinstance(i, dict) and i.get("$patch"))]
+        return [i for i in clone(patch) if not (isinstance(i, dict) and i.get("$patch"))]
     if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in patch):
-        return [i for i in copy.deepcopy(patch) if i.get("$patch") != "replace"]
+        return [i for i in clone(patch) if i.get("$patch") != "replace"]
     for item in patch:
         if key not in item:
             raise ApiError.bad_request(f"map: {item} does not contain declared merge key: {key}")
@@ -123,7 +123,7 @@ def _walk(doc: Any, parts: list[str]) -> Any:
 def json_patch(doc: Any, ops: Any) -> Any:
     if not isinstance(ops, list):
         raise ApiError.bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-    doc = copy.deepcopy(doc)
+    doc = clone(doc)
     for op in ops:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise ApiError.bad_request(f"invalid JSON patch operation: {op}")
@@ -136,7 +136,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
             continue
         if kind in ("move", "copy"):
             src = _pointer(op["from"])
-            value = copy.deepcopy(_walk(doc, src))
+            value = clone(_walk(doc, src))
             if kind == "move":
                 doc = _remove(doc, src)
             doc = _add(doc, parts, value)
@@ -144,11 +144,11 @@ def json_patch(doc: Any, ops: Any) -> Any:
         if kind == "remove":
             doc = _remove(doc, parts)
         elif kind == "add":
-            doc = _add(doc, parts, copy.deepcopy(op.get("value")))
+            doc = _add(doc, parts, clone(op.get("value")))
         elif kind == "replace":
             _walk(doc, parts)
             doc = _remove(doc, parts)
-            doc = _add(doc, parts, copy.deepcopy(op.get("value")))
+            doc = _add(doc, parts, clone(op.get("value")))
         else:
             raise ApiError.bad_request(f"Unexpected kind: {kind}")
     return doc

@@ -9,7 +9,6 @@ loop; reads are safe from any thread (tests assert on `sim.store`).
 from __future__ import annotations
 
 import builtins
-import copy
 import logging
 import threading
 import time
@@ -22,6 +21,15 @@ from ._registry import ResourceType
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesim")
+
+
+def clone(value: Any) -> Any:
+    """Deep copy of JSON-shaped data (dicts, lists, scalars): several times faster than copy.deepcopy."""
+    if type(value) is dict:
+        return {k: clone(v) for k, v in value.items()}
+    if type(value) is list:
+        return [clone(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -69,14 +77,28 @@ class Store:
     def get(self, rt: ResourceType, namespace: str, name: str) -> Obj | None:
         with self._lock:
             obj = self._objects.get(rt.key, {}).get((namespace if rt.namespaced else "", name))
-            return copy.deepcopy(obj) if obj is not None else None
+            return clone(obj) if obj is not None else None
 
     def list(self, rt: ResourceType, namespace: str | None = None) -> builtins.list[Obj]:
         """Objects of `rt`, sorted by namespace then name; `namespace=None` means all namespaces."""
         with self._lock:
             items = self._objects.get(rt.key, {})
             keys = sorted(k for k in items if namespace is None or k[0] == namespace)
-            return [copy.deepcopy(items[k]) for k in keys]
+            return [clone(items[k]) for k in keys]
+
+    def uid_of(self, rt: ResourceType, namespace: str, name: str) -> str | None:
+        """The uid of an object, without copying it (None when absent)."""
+        with self._lock:
+            obj = self._objects.get(rt.key, {}).get((namespace if rt.namespaced else "", name))
+            return None if obj is None else str(obj["metadata"]["uid"])
+
+    def select(self, rt: ResourceType, namespace: str | None,
+               predicate: Callable[[Obj], bool]) -> builtins.list[Obj]:
+        """Like `list`, but only copies the objects matching `predicate`."""
+        with self._lock:
+            items = self._objects.get(rt.key, {})
+            keys = sorted(k for k in items if namespace is None or k[0] == namespace)
+            return [clone(items[k]) for k in keys if predicate(items[k])]
 
     def all_in_namespace(self, namespace: str) -> Iterator[tuple[ResourceType, Obj]]:
         yield from self.scan(lambda _: True, namespace)
@@ -94,7 +116,7 @@ class Store:
                     continue
                 for (ns, _), obj in sorted(bucket.items()):
                     if (namespace is None or ns == namespace) and predicate(obj):
-                        out.append((rt, copy.deepcopy(obj)))
+                        out.append((rt, clone(obj)))
         return out
 
     def is_namespace_empty(self, namespace: str) -> bool:
@@ -161,12 +183,13 @@ class Store:
             if expect_new and old is not None:
                 raise KeyError(key)
             self._rv += 1
-            stored = copy.deepcopy(obj)
+            stored = clone(obj)
             stored["metadata"]["resourceVersion"] = str(self._rv)
             bucket[key] = stored
-            change = Change("ADDED" if old is None else "MODIFIED", rt, copy.deepcopy(stored), old, self._rv)
+            change = Change("ADDED" if old is None else "MODIFIED", rt, clone(stored), old, self._rv)
             self._record(change)
-            return copy.deepcopy(stored)
+            out: Obj = clone(stored)
+            return out
 
     def remove(self, rt: ResourceType, namespace: str, name: str) -> Obj | None:
         with self._lock:
@@ -175,10 +198,11 @@ class Store:
             if old is None:
                 return None
             self._rv += 1
-            last = copy.deepcopy(old)
+            last = clone(old)
             last["metadata"]["resourceVersion"] = str(self._rv)
             self._record(Change("DELETED", rt, last, old, self._rv))
-            return copy.deepcopy(last)
+            gone: Obj = clone(last)
+            return gone
 
     def _record(self, change: Change) -> None:
         if len(self._history) == self._history.maxlen:

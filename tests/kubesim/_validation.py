@@ -15,6 +15,7 @@ from typing import Any
 
 from ._registry import ResourceType
 from ._selectors import label_key_errors, label_value_errors, selector_from_object
+from ._store import clone
 
 Cause = tuple[str, str, str]  # (reason, field, message)
 
@@ -600,9 +601,7 @@ POD_MUTABLE_MSG = ("pod updates may not change fields other than `spec.container
 
 
 def _strip_pod_mutable(spec: dict[str, Any]) -> dict[str, Any]:
-    import copy
-
-    s = copy.deepcopy(spec)
+    s: dict[str, Any] = clone(spec)
     for f in ("containers", "initContainers"):
         for c in s.get(f) or []:
             c.pop("image", None)
