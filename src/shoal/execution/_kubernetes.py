@@ -84,6 +84,7 @@ SHARED_VOLUMES: tuple[tuple[str, str], ...] = (
 )
 SETUP_CONTAINER = "shoal-setup"
 CONFIG_MAP_LIMIT = 1_000_000  # bytes of data a ConfigMap may hold (etcd's object limit is ~1.5 MiB)
+_LOG_LINGER = 3.0  # seconds a log stream may outlive its container before it is cut
 VANISHED = "the pod of this execution is gone; what had not finished cannot continue"
 _K8S_VALUE_FROM = ("configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef")
 # spec.pod keys that are not PodSpec fields, or that the renderer sets itself
@@ -1008,33 +1009,69 @@ class KubernetesRuntime:
             self._emit(run, [run.parser.make_event("status", status="aborted", details=run.stop_reason)])
 
     async def _stream(self, run: _Run, container: str) -> None:
-        """Feed one container's whole log to the parser, then wait for its terminated status."""
+        """Feed one container's whole log to the parser, then wait for its terminated status.
+
+        The follow request ends when the container ends; when it does not (the pod was deleted under
+        it, a proxy keeps the connection), it is given ``_LOG_LINGER`` seconds after the status says
+        the container is over, then cut. A dropped stream is read again, skipping what was consumed.
+        """
         await self._wait_for(run, lambda p: container_state(p, container) in ("running", "terminated"))
-        consumed = 0
+        progress = [0]  # bytes of this container's log fed to the parser
         for _attempt in range(20):
-            seen = 0
+            pod_name = str((run.pod or {}).get("metadata", {}).get("name", ""))
+            reader = asyncio.create_task(self._read_log(run, pod_name, container, progress))
             try:
-                async for chunk in self.client.log_stream(
-                    run.pod["metadata"]["name"] if run.pod else "", namespace=run.namespace, container=container
-                ):
-                    if seen + len(chunk) > consumed:
-                        fresh = chunk[max(0, consumed - seen):]
-                        consumed += len(fresh)
-                        self._emit(run, run.parser.feed(fresh))
-                    seen += len(chunk)
-            except KubeError as exc:
-                if exc.not_found or run.pod_gone:
-                    raise _PodGone() from exc
+                await self._until_over(run, reader, container)
+            finally:
+                if not reader.done():
+                    reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            error = reader.exception() if reader.done() and not reader.cancelled() else None
+            if isinstance(error, KubeError):
+                if error.not_found or run.pod_gone:
+                    raise _PodGone() from error
                 changed = run.changed
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), 0.5)
                 continue
+            if error is not None:
+                raise error
+            if run.pod_gone:
+                raise _PodGone()
             try:
                 await self._wait_for(run, lambda p: container_state(p, container) == "terminated", timeout=30)
             except TimeoutError:
                 continue  # the stream ended early (a dropped connection): read on from where it stopped
             return
         raise _PodGone()
+
+    async def _read_log(self, run: _Run, pod: str, container: str, progress: list[int]) -> None:
+        seen = 0
+        async for chunk in self.client.log_stream(pod, namespace=run.namespace, container=container):
+            if seen + len(chunk) > progress[0]:
+                fresh = chunk[max(0, progress[0] - seen) :]
+                progress[0] += len(fresh)
+                self._emit(run, run.parser.feed(fresh))
+            seen += len(chunk)
+
+    async def _until_over(self, run: _Run, reader: asyncio.Task[None], container: str) -> None:
+        """Return when ``reader`` ends, or ``_LOG_LINGER`` s after the container (or the pod) is over."""
+        over_since: float | None = None
+        while not reader.done():
+            pod = run.pod or {}
+            over = run.pod_gone or container_state(pod, container) == "terminated" or is_terminal(pod)
+            if over and over_since is None:
+                over_since = time.monotonic()
+            changed = run.changed
+            timeout = None if over_since is None else max(0.0, over_since + _LOG_LINGER - time.monotonic())
+            if timeout == 0.0:
+                return
+            waiter = asyncio.ensure_future(changed.wait())
+            try:
+                await asyncio.wait({reader, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
 
     def _fail_init(self, run: _Run, message: str) -> None:
         self._emit(run, run.parser.flush())

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
-
 import pytest
 
 from shoal.execution import ExecutionJob, ExecutionOutcome
 from shoal.execution._kubernetes import KubernetesOptions, KubernetesRuntime
-from shoal.workflow._status import ExecutionEvent
 from shoal.kube import LABEL_EXECUTION
+from shoal.workflow import Bundle, ExecutionContext, compile_workflow, load_bundle
+from shoal.workflow._status import ExecutionEvent
 from tests.kubesim import Store
 from tests.kubesim._sandbox import bwrap_usable
-from shoal.workflow import Bundle, ExecutionContext, compile_workflow, load_bundle
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT.parent / "shared" / "conformance" / "testkube"

@@ -112,7 +112,7 @@ spec:
     after = rendered.plan.containers
     kinds = [[rendered.plan.stages[a.ref].kind for a in c.actions if a.op == "exec"] for c in after]
     assert len(after) > len(before)
-    for container, ops in zip(after, kinds, strict=True):
+    for ops in kinds:
         if "artifacts" in ops:
             assert ops == ["artifacts"]
     images = [c["image"] for c in rendered.job["spec"]["template"]["spec"]["initContainers"][1:]]

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from shoal.execution import LocalRuntime
 from shoal.execution._kubernetes import KubernetesRuntime
-from tests.execution.kubernetes.kube_helpers import job_from_text, leftovers, needs_bwrap, run_to_end, step_logs
+from tests.execution.kubernetes.kube_helpers import (
+    job_from_text,
+    leftovers,
+    needs_bwrap,
+    run_to_end,
+    step_logs,
+)
 from tests.kubesim import KubeSim
 
 WORKFLOW = """
