@@ -19,7 +19,10 @@ def rfc3339(t: dt.datetime | None = None) -> str:
 
 
 def rfc3339_nano(t: dt.datetime | None = None) -> str:
-    return (t or now()).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Go's RFC3339Nano: nanoseconds with trailing zeros trimmed."""
+    t = t or now()
+    fraction = f"{t.microsecond * 1000:09d}".rstrip("0")
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
 def parse_rfc3339(text: str) -> dt.datetime:

@@ -295,7 +295,14 @@ class Frontend:
                                      field_manager=q.get("fieldManager"), dry_run=dry_run)
             return _json(obj, 201 if created else 200)
         if verb == "delete":
-            return _json(api.delete(t.rt, ns, t.name, await self._delete_options(request)))
+            opts = await self._delete_options(request)
+            response = _json(api.delete(t.rt, ns, t.name, opts))
+            if t.rt.kind == "Job" and opts.propagation is None:
+                response.headers["Warning"] = (
+                    '299 - "child pods are preserved by default when jobs are deleted; set '
+                    'propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress '
+                    'this warning"')
+            return response
         raise ApiError.method_not_allowed()
 
     async def _delete_options(self, request: Request) -> DeleteOptions:

@@ -11,7 +11,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import CascadeType
 
 from tests.kubesim import KubeSim
-from tests.kubesim._testkit import alive, container, job, pod, process_group, wait_for_path
+from tests.kubesim._testkit import alive, container, job, pod, process_group, raw_client, wait_for_path
 
 # pid 1 of a container ignores TERM unless it traps it, as in a real container
 TRAPPING = "trap 'echo got-term > /out/term; exit 0' TERM; sleep 1000 & echo started > /out/started; wait"
@@ -50,7 +50,9 @@ async def test_default_job_deletion_orphans_its_pod(client: AsyncClient, kubesim
     main = container("main", STUBBORN, volumeMounts=[{"name": "out", "mountPath": "/out"}])
     await client.create(job("kept", [main], volumes=[volume]), namespace="default")
     await wait_for_path(out / "started")
-    await client.delete(Job, "kept", namespace="default")  # batch/v1 default: Orphan
+    async with raw_client(kubesim) as raw:  # batch/v1 default: Orphan, with the real server's warning
+        res = await raw.request("DELETE", "/apis/batch/v1/namespaces/default/jobs/kept")
+    assert res.status_code == 200 and "child pods are preserved by default" in res.headers["warning"]
     assert kubesim.wait_until(lambda _: kubesim.get("jobs", "default", "kept") is None, timeout=10)
     [orphan] = kubesim.list("pods", "default")
     assert "ownerReferences" not in orphan["metadata"]
