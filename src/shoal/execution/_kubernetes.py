@@ -862,11 +862,37 @@ class KubernetesRuntime:
         )
         run.objects = _objects_of(cm, namespace, run.job_name)
         self._runs[execution_id] = run
+        handle = ExecutionHandle(execution_id, f"{namespace}/{run.job_name}", self.name)
+        if not await self._pod_remains(run):
+            await self._close_vanished(run)
+            return handle
         # The same events as the first time, in the same order: those already written are skipped.
         self._emit(run, [run.parser.make_event("status", status="scheduling")])
         self._emit(run, [run.parser.make_event("initialization", ref=INIT_REF, status="running")])
         run.task = asyncio.create_task(self._drive(run))
-        return ExecutionHandle(execution_id, f"{namespace}/{run.job_name}", self.name)
+        return handle
+
+    async def _pod_remains(self, run: _Run) -> bool:
+        """Whether the execution's pod is still there (or its Job may still start it)."""
+        job = await self.client.get("Job", run.job_name, namespace=run.namespace)
+        if job is None:
+            return False
+        pods = await self.client.list("Pod", namespace=run.namespace, labels={LABEL_RESOURCE: run.job_name})
+        if pods:
+            return True
+        status = job.get("status") or {}
+        return not (status.get("failed") or status.get("succeeded") or job_failure(job))
+
+    async def _close_vanished(self, run: _Run) -> None:
+        """The pod is gone while nobody watched: what the event log holds is all there is; close the rest."""
+        events, _, last = read_events(run.ws.events)
+        for event in events:
+            run.state.apply(event)
+        run.state.accept_gaps()
+        run.state.last_seq = max(run.state.last_seq, last)  # log lines were not read back: no gap
+        run.parser = MarkerParser(last + 1)
+        self._emit(run, [run.parser.make_event("status", status="aborted", details=VANISHED)])
+        await self._finish(run)
 
     # ------------------------------------------------------------------ creating
 
