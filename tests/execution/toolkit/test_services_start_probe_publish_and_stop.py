@@ -195,3 +195,17 @@ def test_a_service_on_its_usual_port_is_reached_at_its_own_address(execution: Ex
     ip = started.named("service")[0]["ip"]
     assert httpx.get(f"http://{ip}:{usual}/").status_code == 200
     assert h.stop().code == 0
+
+
+def test_a_supervisor_that_dies_fails_start_at_once(execution: Execution) -> None:
+    from shoal.execution._toolkit._services import spawn_supervisor
+
+    h = Harness(execution, {"s": {}}, {"s": [("sleep 30", {})]})
+    run, out = execution.load_plan(
+        h.plan, "services-start", "rstart", env={**FAST, "SHOAL_SERVICE_GRACE": "30"}
+    )
+    # A supervisor that cannot even start: python without its standard library.
+    launcher = spawn_supervisor({**run.env, "PYTHONHOME": "/nonexistent"})
+    code = run_services_start(run, h.source, h.runner, launcher)
+    assert code == 1
+    assert "supervisor exited" in out.getvalue()

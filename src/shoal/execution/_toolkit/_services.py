@@ -242,6 +242,8 @@ def _await_ready(run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str
             )
         if time.monotonic() >= deadline:
             return False, f"not started after {timeout_s:g}s"
+        if _supervisor_gone(directory):
+            return False, f"its supervisor exited (see {directory / 'supervisor.log'})"
         time.sleep(POLL_S)
 
     if not probe:
@@ -375,9 +377,28 @@ def _supervisor_pid(directory: Path) -> int | None:
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         return None
     pid = int(info["pid"])
-    if info.get("start") is None or process_start_time(pid) != info.get("start"):
+    if info.get("start") is None or process_start_time(pid) != info.get("start") or _is_zombie(pid):
         return None
     return pid
+
+
+def _is_zombie(pid: int) -> bool:
+    """Exited but not reaped yet (the launching toolkit is its parent and never waits for it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return True
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"Z", b"X")
+
+
+def _supervisor_gone(directory: Path) -> bool:
+    """A supervisor process was launched and is no longer there, without having finished."""
+    return (
+        (directory / "pid.json").exists()
+        and not (directory / "done").exists()
+        and _supervisor_pid(directory) is None
+    )
 
 
 def _stop(run: ToolkitRun, directory: Path) -> None:
