@@ -1207,7 +1207,7 @@ def _require_no_mapped_paths(plan: Plan) -> None:
     used.update(m.group(0) for m in _MAPPED_PATH.finditer(text))
     if used:
         raise ExecutionError(
-            "this host has no usable mount namespace (bubblewrap or unshare, Linux only), so the local "
+            'steps run without a mount namespace (sandbox "none", or no bubblewrap/unshare on this host), so the local '
             f"runtime cannot provide the paths this workflow uses: {', '.join(sorted(used))}"
         )
 
