@@ -13,6 +13,7 @@ from shoal.execution._local import LocalRuntime, run_plan
 from shoal.execution._runtime import ExecutionJob
 from shoal.workflow import compile_workflow
 from shoal.workflow._status import ExecutionEvent
+from tests.execution.toolkit.toolkit_helpers import Execution
 
 pytestmark = pytest.mark.slow
 
@@ -84,3 +85,37 @@ def test_service_is_ready_for_the_steps_and_stopped_after(tmp_path: Path) -> Non
     assert status == "passed", lines
     assert "<!DOCTYPE HTML>" in lines
     assert any(line.startswith("Service web #0 stopped") for line in lines)
+
+
+CHILDREN = """
+apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata:
+  name: child
+  labels: {suite: smoke}
+spec:
+  config:
+    x: {type: string}
+  steps:
+  - name: check
+    shell: echo "child {{ config.x }}"; test "{{ config.x }}" = 0
+"""
+
+
+def test_execute_runs_children_from_the_bundle(execution: Execution, tmp_path: Path) -> None:
+    from shoal.execution._toolkit._execute import run_execute
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "child.yaml").write_text(CHILDREN)
+    spec = {
+        "workflows": [
+            {"selector": {"matchLabels": {"suite": "smoke"}}, "count": 2, "config": {"x": "{{ index }}"}}
+        ]
+    }
+    env = {"SHOAL_BUNDLE": str(bundle), "SHOAL_HOME": str(tmp_path / "home"), "SHOAL_EXECUTION_ID": "parent"}
+    res = execution.call(run_execute, "execute", spec, env=env)
+    assert res.code == 1, res.output
+    finals = {m["index"]: m["status"] for m in res.named("execute") if m["status"] in ("passed", "failed")}
+    assert finals == {0: "passed", 1: "failed"}
+    assert "1/2 executions passed" in res.text

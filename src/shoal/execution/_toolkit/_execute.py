@@ -6,8 +6,9 @@ compiler's ``expand_instances``; its ``config`` is bound to the instance variabl
 children are started detached and the stage passes at once.
 
 Starting a child and waiting for it goes through ``ChildRunner``; locally the children are compiled
-from the workflow bundle named by ``SHOAL_BUNDLE`` (files or directories, ``os.pathsep``-separated)
-and run by the local runtime. A control-plane implementation can replace it.
+from the workflow bundle named by ``SHOAL_BUNDLE`` (files or directories, ``os.pathsep``-separated;
+default ``$SHOAL_DIR/bundle``) and run by the local runtime. A control-plane implementation can
+replace it.
 """
 
 from __future__ import annotations
@@ -110,8 +111,13 @@ class LocalChildren:
         from shoal.workflow import WorkflowError, load_bundle
 
         paths = [p for p in self.env.get("SHOAL_BUNDLE", "").split(os.pathsep) if p]
+        if not paths and self.env.get("SHOAL_DIR"):
+            default = Path(self.env["SHOAL_DIR"]) / "bundle"
+            paths = [str(default)] if default.is_dir() else []
         if not paths:
-            raise ToolkitError("execute needs the workflow bundle: SHOAL_BUNDLE is not set")
+            raise ToolkitError(
+                "execute needs the workflow bundle: set SHOAL_BUNDLE or fill $SHOAL_DIR/bundle"
+            )
         try:
             return load_bundle(paths)
         except WorkflowError as exc:
