@@ -26,7 +26,19 @@ spec:
     password: {type: string, sensitive: true}
   steps:
   - {name: checkout, shell: "echo checkout"}
-  - name: tests
+  - {name: unit, shell: "echo unit"}
+  - {name: integration, shell: "echo integration"}
+"""
+
+# Nested steps (the scripted runtime reports top-level steps only, so runs of this one end aborted).
+NESTED_WF = """\
+apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: nested}
+spec:
+  steps:
+  - {name: checkout, shell: "echo checkout"}
+  - name: suite
     steps:
     - {name: unit, shell: "echo unit"}
     - {name: integration, shell: "echo integration"}

@@ -61,9 +61,9 @@ def timeline_bar(
         )
     span = total_end - total_start
     end = end_ms if end_ms is not None else total_end
-    x = max(0.0, (start_ms - total_start) / span * 1000)
-    w = max(4.0, (end - start_ms) / span * 1000)
-    w = min(w, 1000 - x) if x < 1000 else 4.0
+    w = max(6.0, (end - start_ms) / span * 1000)
+    x = min(max(0.0, (start_ms - total_start) / span * 1000), 1000 - min(w, 1000.0))
+    w = min(w, 1000 - x)
     return Markup(
         f'<svg class="timeline" viewBox="0 0 1000 10" preserveAspectRatio="none" role="img" '
         f'aria-label="{escape(label)}"><rect class="track" x="0" y="3" width="1000" height="4"/>'

@@ -79,9 +79,9 @@
     }
 
     function counts() {
-      if (!query) { count.textContent = total + " lines"; return; }
+      if (!query && !only) { count.textContent = total + " lines"; return; }
       var shown = log.querySelectorAll(".line:not([hidden])").length;
-      count.textContent = shown + " of " + total + " lines match";
+      count.textContent = shown + " of " + total + (query ? " lines match" : " lines");
     }
 
     function repaint() {
