@@ -75,6 +75,8 @@ def _service_account(api: ApiServer, op: str, rt: ResourceType, obj: Obj, old: O
 def _default_tolerations(api: ApiServer, op: str, rt: ResourceType, obj: Obj, old: Obj | None, dry_run: bool) -> None:
     if rt.kind != "Pod" or op != "CREATE":
         return
+    obj["spec"].setdefault("priority", 0)  # the Priority plugin
+    obj["spec"].setdefault("preemptionPolicy", "PreemptLowerPriority")
     tolerations = obj["spec"].setdefault("tolerations", [])
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
         if not any(t.get("key") == key for t in tolerations):

@@ -72,6 +72,9 @@ class ApiServer:
         # mutating/validating admission plugins: fn(operation, rt, obj, old, dry_run); may raise ApiError
         self.admission: list[Admission] = []
         self._cluster_ip = 10
+        self._event_names: dict[tuple[str, ...], str] = {}
+        # added to "now" when token expiry is checked, so tests can age credentials without waiting
+        self.token_clock_offset = 0.0
 
     # -- helpers ----------------------------------------------------------------------------------------
 
@@ -597,7 +600,17 @@ class ApiServer:
         if field_path:
             ref["fieldPath"] = field_path
         stamp = rfc3339()
-        event = {"apiVersion": "v1", "kind": "Event",
+        key = (ns, meta.get("uid", ""), field_path or "", reason, message, type_, component)
+        existing = self._event_names.get(key)
+        if existing is not None:  # the event recorder aggregates repeats into one Event with a count
+
+            def bump(e: Obj) -> None:
+                e["count"] = int(e.get("count", 1)) + 1
+                e["lastTimestamp"] = stamp
+
+            if self.mutate(EVENTS, ns, existing, bump) is not None:
+                return
+        event: Obj = {"apiVersion": "v1", "kind": "Event",
                  "metadata": {"name": f"{meta['name']}.{new_uid().replace('-', '')[:16]}", "namespace": ns},
                  "involvedObject": ref, "reason": reason, "message": message, "type": type_,
                  "source": {"component": component, **({"host": "kubesim-node"} if component == "kubelet" else {})},
@@ -607,6 +620,7 @@ class ApiServer:
         # e.g. when the namespace is terminating: real components lose such events too
         with contextlib.suppress(ApiError):
             self.create(EVENTS, ns, event)
+            self._event_names[key] = event["metadata"]["name"]
 
     # -- tokens -----------------------------------------------------------------------------------------
 
@@ -668,7 +682,7 @@ class ApiServer:
             return None
         if not hmac.compare_digest(sig, expected):
             return None
-        if claims.get("exp", 0) < now().timestamp():
+        if claims.get("exp", 0) < now().timestamp() + self.token_clock_offset:
             return None
         info = claims.get("kubernetes.io") or {}
         ns, sa = info.get("namespace"), (info.get("serviceaccount") or {})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import _registry as reg
@@ -22,6 +23,7 @@ from ._errors import ApiError
 from ._kubelet import NODE_NAME
 from ._selectors import LabelSelector, Requirement
 from ._store import Change, Obj, clone
+from ._validation import parse_quantity
 
 if TYPE_CHECKING:
     from ._sim import SimOptions
@@ -68,7 +70,6 @@ class Controllers:
         self.queued: set[tuple[str, str, str]] = set()
         self.tracks: dict[str, JobTrack] = {}
         self.task: asyncio.Task[None] | None = None
-        self.scheduling_messages: dict[str, str] = {}
         api.store.subscribe(self._on_change)
 
     # -- queue ----------------------------------------------------------------------------------------
@@ -149,6 +150,7 @@ class Controllers:
             return "no nodes available to schedule pods", []
         labels = node["metadata"].get("labels") or {}
         reasons: list[str] = []
+        reasons += self._insufficient(pod, node)
         if (node.get("spec") or {}).get("unschedulable"):
             reasons.append("1 node(s) were unschedulable")
         if not _node_matches(spec, node, labels):
@@ -159,10 +161,31 @@ class Controllers:
                 break
         return None, reasons
 
+    def _insufficient(self, pod: Obj, node: Obj) -> list[str]:
+        """NodeResourcesFit: the requests of the pods on the node plus this one against allocatable."""
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        on_node = self.api.store.select(PODS, None, lambda p: (p.get("spec") or {}).get("nodeName") == NODE_NAME
+                                        and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+        out: list[str] = []
+        if "pods" in allocatable and len(on_node) + 1 > int(allocatable["pods"]):
+            out.append("1 Too many pods")
+        for resource in ("cpu", "memory", "ephemeral-storage"):
+            if resource not in allocatable:
+                continue
+            want = _requests(pod).get(resource, Decimal(0))
+            if not want:
+                continue
+            used = sum((_requests(p).get(resource, Decimal(0)) for p in on_node), Decimal(0))
+            if used + want > parse_quantity(allocatable[resource]):
+                out.append(f"1 Insufficient {resource}")
+        return out
+
     def schedule(self, namespace: str, name: str) -> None:
         pod = self.api.store.get(PODS, namespace, name)
         if pod is None or (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
             return
+        if (pod.get("spec") or {}).get("schedulerName", "default-scheduler") != "default-scheduler":
+            return  # another scheduler's pod: it stays Pending here, as it would without that scheduler
         blocker, reasons = self._unschedulable_reasons(pod)
         if blocker or reasons:
             detail = blocker or ", ".join(reasons)
@@ -180,9 +203,8 @@ class Controllers:
                 status["conditions"] = conds
 
             self.api.mutate(PODS, namespace, name, mark, uid=pod["metadata"]["uid"])
-            if self.scheduling_messages.get(pod["metadata"]["uid"]) != msg:
-                self.scheduling_messages[pod["metadata"]["uid"]] = msg
-                self.api.emit_event(pod, "Warning", "FailedScheduling", msg, "default-scheduler")
+            # one event per failed attempt; the recorder folds repeats into a count
+            self.api.emit_event(pod, "Warning", "FailedScheduling", msg, "default-scheduler")
             return
         self.bind(namespace, name, NODE_NAME)
 
@@ -193,7 +215,6 @@ class Controllers:
             raise ApiError.conflict(PODS, name, f'pod {name} is already assigned to node "{current}"')
         if node != NODE_NAME:
             raise ApiError.not_found(NODES, node)
-        self.scheduling_messages.pop(pod["metadata"]["uid"], None)
 
         def assign(p: Obj) -> None:
             p["spec"]["nodeName"] = node
@@ -444,6 +465,19 @@ class Controllers:
             return
         self.api.delete(JOBS, namespace, name, DeleteOptions(propagation="Foreground",
                                                              preconditions={"uid": job["metadata"]["uid"]}))
+
+
+def _requests(pod: Obj) -> dict[str, Decimal]:
+    """Effective requests: the sum over containers, or the largest init container when that is more."""
+    spec = pod.get("spec") or {}
+    total: dict[str, Decimal] = {}
+    for c in spec.get("containers") or []:
+        for k, v in ((c.get("resources") or {}).get("requests") or {}).items():
+            total[k] = total.get(k, Decimal(0)) + parse_quantity(v)
+    for c in spec.get("initContainers") or []:
+        for k, v in ((c.get("resources") or {}).get("requests") or {}).items():
+            total[k] = max(total.get(k, Decimal(0)), parse_quantity(v))
+    return total
 
 
 def _node_matches(spec: dict[str, Any], node: Obj, labels: dict[str, str]) -> bool:

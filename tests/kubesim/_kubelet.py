@@ -1090,7 +1090,8 @@ def resource_field_ref(spec: dict[str, Any], ref: dict[str, Any]) -> str:
     value = ((spec.get("resources") or {}).get(section) or {}).get(res)
     if value is None:
         # unset limits report the node's allocatable capacity
-        value = str(os.cpu_count() or 1) if res == "cpu" else str(16 * 2**30)
+        value = str(os.cpu_count() or 1) if res == "cpu" else \
+            str(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     divisor = parse_quantity(ref.get("divisor", "1") or "1")
     if divisor == 0:
         divisor = Decimal(1)

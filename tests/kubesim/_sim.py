@@ -55,6 +55,17 @@ class SimOptions:
     bookmark_interval: float = 60.0
 
 
+def _host_memory() -> str:
+    """The node's memory as the host reports it (MemTotal), in Ki like a kubelet."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1])}Ki"
+    except OSError:
+        pass
+    return "16Gi"
+
+
 def resource_type(plural: str) -> ResourceType:
     for rt in RESOURCES:
         if plural in (rt.plural, rt.key):
@@ -208,6 +219,7 @@ class KubeSim:
             self.api.create(NAMESPACES, "", {"metadata": {"name": ns}})
         arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
         cpus = str(os.cpu_count() or 1)
+        memory = _host_memory()
         labels = {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
                   "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch, **self.options.node_labels}
         node: Obj = {"metadata": {"name": NODE_NAME, "labels": labels}, "spec": {}}
@@ -216,8 +228,8 @@ class KubeSim:
         def ready(o: Obj) -> None:
             stamp = rfc3339()
             o["status"] = {
-                "capacity": {"cpu": cpus, "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"},
-                "allocatable": {"cpu": cpus, "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+                "capacity": {"cpu": cpus, "memory": memory, "pods": "110", "ephemeral-storage": "100Gi"},
+                "allocatable": {"cpu": cpus, "memory": memory, "pods": "110", "ephemeral-storage": "100Gi"},
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                 "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp,
                                 "lastTransitionTime": stamp}],
@@ -263,6 +275,10 @@ class KubeSim:
     @property
     def call_log(self) -> list[ApiCall]:
         return list(self.frontend.log.calls)
+
+    def advance_token_clock(self, seconds: float) -> None:
+        """Age every issued token by `seconds` (only token expiry looks at this clock)."""
+        self.api.token_clock_offset += seconds
 
     def reset_calls(self) -> None:
         self.frontend.log.calls.clear()

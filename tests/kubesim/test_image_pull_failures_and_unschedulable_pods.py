@@ -81,3 +81,17 @@ async def test_missing_config_map_key_is_a_create_container_config_error(client:
     assert kubesim.wait_until(
         lambda _: (kubesim.get("pods", "default", "cfg") or {}).get("status", {}).get("phase") == "Succeeded", 10)
     assert [line async for line in client.log("cfg", namespace="default")] == ["arrived\n"]
+
+
+async def test_requests_beyond_the_node_are_insufficient(client: AsyncClient, kubesim: KubeSim) -> None:
+    huge = container("main", "true", resources={"requests": {"cpu": "1000"}})
+    await client.create(pod("huge", [huge]), namespace="default")
+    assert kubesim.wait_until(lambda _: "Insufficient cpu" in str(
+        (kubesim.get("pods", "default", "huge") or {}).get("status", {}).get("conditions")), 10)
+    # the scheduler retries on every pod change; repeated failures are one aggregated Event with a count
+    for i in range(3):
+        await client.patch(Pod, "huge", {"metadata": {"labels": {"try": str(i)}}}, namespace="default")
+    assert kubesim.wait_until(lambda _: len(kubesim.list("events", "default")) == 1, 10)
+    [event] = [e async for e in client.list(Event, namespace="default", fields={"reason": "FailedScheduling"})]
+    assert event.count is not None and event.count >= 4
+    assert "0/1 nodes are available: 1 Insufficient cpu." in (event.message or "")

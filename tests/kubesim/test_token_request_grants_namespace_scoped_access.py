@@ -12,7 +12,7 @@ from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.models.rbac_v1 import RoleRef, Subject
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, ServiceAccount
-from lightkube.resources.rbac_authorization_v1 import RoleBinding
+from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBinding
 
 from tests.kubesim import KubeSim
 from tests.kubesim._testkit import client_for
@@ -72,3 +72,18 @@ async def test_token_request_validation(client: AsyncClient) -> None:
     with pytest.raises(ApiError) as err:
         await _token(client, "default", "nobody")
     assert err.value.status.code == 404
+
+
+async def test_tokens_expire(client: AsyncClient, kubesim: KubeSim, tmp_path: Path) -> None:
+    await client.create(ClusterRoleBinding(
+        metadata=ObjectMeta(name="default-view"),
+        roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),
+        subjects=[Subject(kind="ServiceAccount", name="default", namespace="default")]))
+    token, _ = await _token(client, "default", "default", seconds=600)
+    scoped = client_for(kubesim, tmp_path / "kc", token=token)
+    assert [n.metadata.name async for n in scoped.list(Namespace)]  # type: ignore[union-attr]
+    kubesim.advance_token_clock(601)
+    with pytest.raises(ApiError) as err:
+        await scoped.get(Namespace, "default")
+    assert err.value.status.code == 401
+    await scoped.close()
