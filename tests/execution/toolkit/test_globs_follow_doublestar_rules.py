@@ -41,7 +41,7 @@ def test_static_root_stops_at_first_glob_component() -> None:
     assert static_root("/data/a*/b") == "/data"
 
 
-def test_walk_yields_each_matching_file_once_and_skips_dir_symlinks(tmp_path: Path) -> None:
+def test_walk_yields_each_matching_file_once_in_lexical_order_and_skips_dir_symlinks(tmp_path: Path) -> None:
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "one.txt").write_text("1")
     (tmp_path / "a" / "b" / "two.txt").write_text("2")
@@ -49,7 +49,7 @@ def test_walk_yields_each_matching_file_once_and_skips_dir_symlinks(tmp_path: Pa
     (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")
     root = str(tmp_path / "a")
     found = list(walk_files([f"{root}/**/*.txt", f"{root}/b/*.txt", f"!{root}/b/none"]))
-    assert found == [tmp_path / "a" / "one.txt", tmp_path / "a" / "b" / "two.txt"]
+    assert found == [tmp_path / "a" / "b" / "two.txt", tmp_path / "a" / "one.txt"]  # lexical walk
 
 
 def test_negated_pattern_excludes(tmp_path: Path) -> None:
