@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -23,6 +24,7 @@ from ._store import Change, Obj, clone
 from ._validation import parse_quantity
 
 QUOTAS = reg.by_key("resourcequotas")
+SECRETS = reg.by_key("secrets")
 LIMITRANGES = reg.by_key("limitranges")
 CA_CERT = "-----BEGIN CERTIFICATE-----\nkubesim: no TLS, this is a placeholder\n-----END CERTIFICATE-----\n"
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -38,6 +40,7 @@ def install(api: ApiServer) -> None:
                          (_service_account, _default_tolerations, _limit_ranger, _resource_quota))
     api.store.subscribe(partial(_namespace_content, api))
     api.store.subscribe(partial(_quota_status, api))
+    api.store.subscribe(partial(_token_secrets, api))
 
 
 # -- service accounts ---------------------------------------------------------------------------------
@@ -105,6 +108,46 @@ def _ensure_defaults(api: ApiServer, ns: str) -> None:
                                          "kubernetes.default.svc. No other usage is guaranteed across "
                                          "distributions of Kubernetes clusters."}},
             "data": {"ca.crt": CA_CERT}})
+
+
+SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
+SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
+
+
+def _token_secrets(api: ApiServer, change: Change) -> None:
+    """The token controller: fills `kubernetes.io/service-account-token` Secrets of existing accounts."""
+    if change.type == "DELETED":
+        return
+    if change.rt is SERVICEACCOUNTS:
+        secrets = api.store.select(SECRETS, change.namespace, lambda s: s.get("type") == SA_TOKEN_TYPE and (
+            (s["metadata"].get("annotations") or {}).get(SA_NAME_ANNOTATION) == change.name))
+    elif change.rt is SECRETS and change.obj.get("type") == SA_TOKEN_TYPE:
+        secrets = [change.obj]
+    else:
+        return
+    for secret in secrets:
+        meta = secret["metadata"]
+        account = (meta.get("annotations") or {}).get(SA_NAME_ANNOTATION, "")
+        sa = api.store.get(SERVICEACCOUNTS, meta["namespace"], account)
+        if sa is None or meta.get("deletionTimestamp"):
+            continue
+        data = secret.get("data") or {}
+        if (meta.get("annotations") or {}).get(SA_UID_ANNOTATION) == sa["metadata"]["uid"] and "token" in data:
+            continue
+        token = api.legacy_token(secret, sa)
+        sa_uid = str(sa["metadata"]["uid"])
+
+        def fill(s: Obj, token: str = token, sa_uid: str = sa_uid) -> None:
+            s["metadata"].setdefault("annotations", {})[SA_UID_ANNOTATION] = sa_uid
+            s["data"] = {**(s.get("data") or {}), "token": _b64(token), "ca.crt": _b64(CA_CERT),
+                         "namespace": _b64(s["metadata"]["namespace"])}
+
+        api.mutate(SECRETS, meta["namespace"], meta["name"], fill, uid=meta["uid"])
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 # -- limit ranges -------------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ EVENTS = reg.by_key("events")
 NODES = reg.by_key("nodes")
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+LEGACY_PREFIX = "kubernetes.io/serviceaccount/"
+LEGACY_SECRET_CLAIM = LEGACY_PREFIX + "secret.name"
+SECRETS = reg.by_key("secrets")
 
 Admission = Callable[[str, ResourceType, Obj, "Obj | None", bool], None]
 
@@ -682,6 +685,8 @@ class ApiServer:
             return None
         if not hmac.compare_digest(sig, expected):
             return None
+        if LEGACY_SECRET_CLAIM in claims:
+            return self._verify_legacy(token, claims)
         if claims.get("exp", 0) < now().timestamp() + self.token_clock_offset:
             return None
         info = claims.get("kubernetes.io") or {}
@@ -694,9 +699,34 @@ class ApiServer:
             pod = self.store.get(PODS, ns or "", bound_pod.get("name", ""))
             if pod is None or pod["metadata"]["uid"] != bound_pod.get("uid"):
                 return None
-        return User(f"system:serviceaccount:{ns}:{sa.get('name')}",
-                    ("system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"),
-                    (str(ns), str(sa.get("name"))))
+        return _service_account_user(str(ns), str(sa.get("name")))
+
+    def legacy_token(self, secret: Obj, sa: Obj) -> str:
+        """A long-lived token for a `kubernetes.io/service-account-token` Secret (the legacy format)."""
+        ns, name = secret["metadata"]["namespace"], sa["metadata"]["name"]
+        return self.sign({"iss": "kubernetes/serviceaccount", LEGACY_PREFIX + "namespace": ns,
+                          LEGACY_SECRET_CLAIM: secret["metadata"]["name"],
+                          LEGACY_PREFIX + "service-account.name": name,
+                          LEGACY_PREFIX + "service-account.uid": sa["metadata"]["uid"],
+                          "sub": f"system:serviceaccount:{ns}:{name}"})
+
+    def _verify_legacy(self, token: str, claims: dict[str, Any]) -> User | None:
+        """Valid while its Secret still holds it and its ServiceAccount is the same one."""
+        ns = str(claims.get(LEGACY_PREFIX + "namespace", ""))
+        secret = self.store.get(SECRETS, ns, str(claims[LEGACY_SECRET_CLAIM]))
+        stored = ((secret or {}).get("data") or {}).get("token")
+        if stored is None or base64.b64decode(stored).decode() != token:
+            return None
+        name = str(claims.get(LEGACY_PREFIX + "service-account.name", ""))
+        sa = self.store.get(SERVICEACCOUNTS, ns, name)
+        if sa is None or sa["metadata"]["uid"] != claims.get(LEGACY_PREFIX + "service-account.uid"):
+            return None
+        return _service_account_user(ns, name)
+
+
+def _service_account_user(ns: str, name: str) -> User:
+    return User(f"system:serviceaccount:{ns}:{name}",
+                ("system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"), (ns, name))
 
 
 def _owned_by(obj: Obj, uid: str) -> bool:

@@ -443,6 +443,9 @@ def validate(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
         causes += _job_causes(spec)
     elif kind in ("ConfigMap", "Secret"):
         causes += _data_causes(kind, obj)
+        if kind == "Secret" and obj.get("type") == "kubernetes.io/service-account-token" and not (
+                meta.get("annotations") or {}).get("kubernetes.io/service-account.name"):
+            causes.append(required("metadata.annotations[kubernetes.io/service-account.name]"))
     elif kind == "Service":
         causes += _service_causes(spec)
     elif kind in ("RoleBinding", "ClusterRoleBinding"):

@@ -87,3 +87,31 @@ async def test_tokens_expire(client: AsyncClient, kubesim: KubeSim, tmp_path: Pa
         await scoped.get(Namespace, "default")
     assert err.value.status.code == 401
     await scoped.close()
+
+
+async def test_legacy_token_secrets_are_filled_and_die_with_their_secret(client: AsyncClient, kubesim: KubeSim,
+                                                                         tmp_path: Path) -> None:
+    from lightkube.resources.core_v1 import Secret
+
+    await client.create(ServiceAccount(metadata=ObjectMeta(name="ci")), namespace="default")
+    await client.create(RoleBinding(
+        metadata=ObjectMeta(name="ci-view"),
+        roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),
+        subjects=[Subject(kind="ServiceAccount", name="ci", namespace="default")]), namespace="default")
+    with pytest.raises(ApiError) as err:  # the account annotation is required
+        await client.create(Secret(metadata=ObjectMeta(name="bad"), type="kubernetes.io/service-account-token"),
+                            namespace="default")
+    assert err.value.status.code == 422
+    await client.create(Secret(metadata=ObjectMeta(name="ci-token", annotations={
+        "kubernetes.io/service-account.name": "ci"}), type="kubernetes.io/service-account-token"),
+        namespace="default")
+    filled = await client.get(Secret, "ci-token", namespace="default")
+    assert filled.data is not None and {"token", "ca.crt", "namespace"} <= set(filled.data)
+    token = base64.b64decode(filled.data["token"]).decode()
+    scoped = client_for(kubesim, tmp_path / "legacy", token=token)
+    assert [p async for p in scoped.list(Pod, namespace="default")] == []
+    await client.delete(Secret, "ci-token", namespace="default")
+    with pytest.raises(ApiError) as err:
+        await scoped.get(ConfigMap, "kube-root-ca.crt", namespace="default")
+    assert err.value.status.code == 401
+    await scoped.close()
