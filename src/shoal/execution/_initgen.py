@@ -80,6 +80,46 @@ class _Tables:
                 raise ValueError(f"stage ref {stage.ref!r} cannot be used by the init program")
             if stage.id is not None and (not _SAFE_ID.fullmatch(stage.id) or stage.id in (".", "..")):
                 raise ValueError(f"step id {stage.id!r} cannot be used as a directory name")
+        self._chains: dict[str, frozenset[str]] = {}
+        # Groups whose status chain contribution can fail: _F<g> is set once a non-optional child
+        # of g ends failed, timed out or aborted (see Scope.chain_flags).
+        self.flagged = {
+            stage.ref
+            for stage in order
+            if any(child in plan.stages and not plan.stages[child].optional for child in stage.children)
+        }
+
+    def counted_children(self, stage: Stage) -> list[str]:
+        return [c for c in stage.children if c in self.plan.stages and not self.plan.stages[c].optional]
+
+    def chain_refs(self, stage: Stage) -> frozenset[str]:
+        """The refs of the status chain as the tree defines it: earlier non-optional siblings of the
+        stage and of each of its ancestors."""
+        if not self._chains:
+            self._chains[self.plan.root] = frozenset()
+            for group in self.order:  # depth-first, parents before children
+                acc = self._chains.get(group.ref, frozenset())
+                for child in group.children:
+                    if child not in self.plan.stages:
+                        continue
+                    self._chains[child] = acc
+                    if not self.plan.stages[child].optional:
+                        acc = acc | {child}
+        return self._chains.get(stage.ref, frozenset())
+
+    def chain_flags(self, stage: Stage) -> str:
+        """sh words expanding to non-empty text when the status chain of ``stage`` is false."""
+        return "".join(f"$_F{self.index[a.ref]}" for a in self.ancestors(stage) if a.ref in self.flagged)
+
+    def flag_update(self, stage: Stage, status: str | None = None) -> str:
+        """sh that records a failure of ``stage`` in its parent's flag ('' when it cannot count)."""
+        parent = stage.parent
+        if stage.optional or parent is None or parent not in self.flagged:
+            return ""
+        flag = f"_F{self.index[parent]}=1"
+        if status is not None:
+            return flag if status in ("failed", "timeout", "aborted") else ""
+        return f"case $_S{self.index[stage.ref]} in failed | timeout | aborted) {flag} ;; esac"
 
     def stage(self, ref: str) -> Stage:
         return self.plan.stages[ref]
@@ -121,6 +161,9 @@ class _Tables:
             on_running = f'_S{n}=aborted; _sh_abort_op {n} {ref} "${{_I{n}:-1}}"'
         else:
             on_running = f"_S{n}={running}; _sh_end {n} {ref} {running}"
+            flag = self.flag_update(stage, running)
+            if flag:
+                on_running += "; " + flag
         return (
             f"\tcase $_S{n} in running) {on_running} ;; '') _S{n}=skipped; _sh_end {n} {ref} skipped ;; esac"
         )
@@ -131,6 +174,19 @@ class _Tables:
             out.append(
                 " ".join(f"_S{n}='' _T{n}='' _I{n}=''" for n in range(start, min(start + 8, len(self.order))))
             )
+        flagged = [self.index[stage.ref] for stage in self.order if stage.ref in self.flagged]
+        for start in range(0, len(flagged), 16):
+            out.append(" ".join(f"_F{n}=''" for n in flagged[start : start + 16]))
+        out.append("_sh_flags() { # the failure flags of groups, from the statuses in the journal")
+        out.append("	:")
+        for stage in self.order:
+            if stage.ref in self.flagged:
+                words = " ".join(f"$_S{self.index[c]}" for c in self.counted_children(stage))
+                out.append(
+                    f'	case " {words} " in *" failed "* | *" timeout "* | *" aborted "*) '
+                    f"_F{self.index[stage.ref]}=1 ;; esac"
+                )
+        out.append("}")
         out.append("_sh_crashed() {")
         for stage in self.order:
             if stage.kind != "group":
@@ -173,6 +229,7 @@ class _Program:
         self.container = matches[0]
         self.functions: list[str] = []
         self.actions: list[str] = []
+        self.chains: dict[str, frozenset[str] | None] = {}
         self.counter = 0
 
     # ------------------------------------------------------------------ expressions
@@ -194,19 +251,26 @@ class _Program:
     def scope(self, stage: Stage, *, env: bool, until: bool = False) -> Scope:
         n = self.tables.index[stage.ref]
         mapping = self.env_names(stage) if env else {}
-        try:
-            passed = parse_expression(stage.status_chain or "true")
-        except RuntimeExpressionError:
-            passed = None
+        chain = self.chain(stage)
         return Scope(
             refs=self.tables.index,
             env=mapping,
             prelude=f"_sh_ev_{n}" if mapping else "",
             step_id=self.tables.step_id(stage),
-            passed=passed,
+            passed=stage.status_chain or "true",
             until=until,
             self_index=n,
+            chain_refs=chain or frozenset(),
+            chain_flags=self.tables.chain_flags(stage) if chain else "",
         )
+
+    def chain(self, stage: Stage) -> frozenset[str] | None:
+        """The refs of ``stage.status_chain`` when it is the chain the tree defines (else None)."""
+        if stage.ref not in self.chains:
+            text = (stage.status_chain or "true").replace(" ", "")
+            refs = frozenset() if text == "true" else frozenset(text.split("&&"))
+            self.chains[stage.ref] = refs if refs == self.tables.chain_refs(stage) else None
+        return self.chains[stage.ref]
 
     def env_names(self, stage: Stage, upto: int | None = None) -> dict[str, str]:
         n = self.tables.index[stage.ref]
@@ -230,7 +294,7 @@ class _Program:
 
     def operation(self, stage: Stage) -> None:
         n = self.tables.index[stage.ref]
-        ev = [f"_sh_ev_{n}() {{", "\t:"]
+        ev = [f"_sh_ev_{n}() {{"]
         exports: list[str] = []
         for k, var in enumerate(stage.env):
             if var.value is None:
@@ -244,12 +308,16 @@ class _Program:
             self.string_into(f"_sh_v{n}_{k}", var.value, scope, f"env {var.name}", ev)
             exports.append(f'{var.name}="$_sh_v{n}_{k}"')
         ev.append("}")
-        self.functions.append("\n".join(ev) + "\n")
-        export = f"\texport {' '.join(exports)}" if exports else "\t:"
-        self.functions.append(f"_sh_env_{n}() {{\n{export}\n}}\n")
+        if len(ev) > 2:
+            self.functions.append("\n".join(ev) + "\n")
+        env_function = f"_sh_env_{n}" if exports else "_sh_noenv"
+        if exports:
+            self.functions.append(f"_sh_env_{n}() {{\n\texport {' '.join(exports)}\n}}\n")
 
         scope = self.scope(stage, env=True)
-        op = [f"_sh_op_{n}() {{", f"\t_sh_ev_{n} || return 1"]
+        op = [f"_sh_op_{n}() {{", f"\t_sh_xe={env_function}"]
+        if len(ev) > 2:
+            op.append(f"\t_sh_ev_{n} || return 1")
         if stage.working_dir:
             self.string_into("_sh_wd", stage.working_dir, scope, "workingDir", op)
             op.append("\t_sh_setwd || return 1")
@@ -259,8 +327,8 @@ class _Program:
         if spawn is None:
             op.append("\t_sh_pid=''")
         else:
-            op.append(f"\t_sh_spawn_pre _sh_env_{n} || return 1")
-            op.append(f"\t(_sh_env_{n} && _sh_child && {spawn}) >&4 2>&4 &")
+            op.append(f"\t_sh_spawn_pre {env_function} || return 1")
+            op.append(f"\t({env_function} && _sh_child && {spawn}) >&4 2>&4 &")
             op.append("\t_sh_spawn_post $!")
         op.append("}")
         self.functions.append("\n".join(op) + "\n")
@@ -289,6 +357,9 @@ class _Program:
         )
         body.append(f'\t[ "$_sh_st" = timeout ] || _S{n}=$_sh_st')
         body.append(f"\t_sh_fin {n} {self.tables.ref_word(stage)}")
+        flag = self.tables.flag_update(stage)
+        if flag:
+            body.append(f"\t{flag}")
         body.append("fi")
         self.action(f"exec {stage.ref}", body)
 
@@ -343,6 +414,19 @@ class _Program:
             f'# {_comment(title)}\n[ -z "$_sh_abort" ] || _sh_abort_exit\n' + "\n".join(lines)
         )
 
+    def chain_condition(self, stage: Stage) -> bool | None:
+        """True when the condition is the status chain, False when it is its negation, else None."""
+        chain = self.chain(stage)
+        if not chain:
+            return None
+        text = (stage.condition or "").replace(" ", "")
+        chain_text = (stage.status_chain or "").replace(" ", "")
+        if text in (chain_text, f"({chain_text})", "passed", "success"):
+            return True
+        if text in (f"!({chain_text})", f"!{chain_text}", "failed", "error"):
+            return False
+        return None
+
     def skip_function(self, stage: Stage) -> str:
         n = self.tables.index[stage.ref]
         name = f"_sh_sk_{n}"
@@ -364,10 +448,28 @@ class _Program:
             started.append(f"_T{n}=$_sh_now")
         if stage.paused:
             started.append(f"_sh_setpause {n} {ref}")
+        body = [f'if [ -z "$_S{n}" ]; then']
+        fast = self.chain_condition(stage)
+        if fast is not None:
+            # the default `passed` (or `failed`): one test of the ancestors' failure flags
+            branches = {
+                True: [f"\t\t{self.skip_function(stage)}"],
+                False: ["\t\t" + line for line in started],
+            }
+            body.append(f'\tcase "{self.tables.chain_flags(stage)}" in')
+            body.append("\t*1*)")
+            body.extend(branches[fast])
+            body.append("\t\t;;")
+            body.append("\t*)")
+            body.extend(branches[not fast])
+            body.append("\t\t;;")
+            body.append("\tesac")
+            body.append("fi")
+            self.action(f"start {stage.ref}", body)
+            return
         compiled = self.compile(
             stage.condition or "true", self.scope(stage, env=stage.kind != "group"), False
         )
-        body = [f'if [ -z "$_S{n}" ]; then']
         if compiled.constant is not None:
             if is_truthy(compiled.constant.value_):  # type: ignore[attr-defined]
                 body.extend("\t" + line for line in started)
@@ -387,6 +489,9 @@ class _Program:
             body.append(f'\t\t_sh_execm {ref} -1 "condition: $_sh_cerr" 1')
             body.append(f"\t\t{skip}")
             body.append(f"\t\t_S{n}=failed; _sh_end {n} {ref} failed")
+            flag = self.tables.flag_update(stage, "failed")
+            if flag:
+                body.append(f"\t\t{flag}")
             body.append("\tfi")
         body.append("fi")
         self.action(f"start {stage.ref}", body)
@@ -397,8 +502,13 @@ class _Program:
         if stage.paused:
             body.append(f'[ "$_sh_pz" != {n} ] || _sh_unpause')
         body.append(f'if [ "$_S{n}" = running ]; then')
+        counted = self.tables.counted_children(stage)
         if stage.kind != "group":
             body.append(f"\t_S{n}=passed")
+        elif counted and stage.result in ("&&".join(counted), "||".join("!" + r for r in counted)):
+            # every counted child passed (negative: one of them failed): the group's failure flag
+            test = "-n" if (stage.result or "").startswith("!") else "-z"
+            body.append(f'\tif [ {test} "$_F{n}" ]; then _S{n}=passed; else _S{n}=failed; fi')
         else:
             compiled = self.compile(stage.result or "true", self.scope(stage, env=False), False)
             if compiled.constant is not None:
@@ -409,6 +519,9 @@ class _Program:
                     f'\tif {compiled.function} && _sh_truthy "$_sh_r"; then _S{n}=passed; else _S{n}=failed; fi'
                 )
         body.append(f'\t_sh_end {n} {ref} "$_S{n}"')
+        flag = self.tables.flag_update(stage)
+        if flag:
+            body.append(f"\t{flag}")
         body.append("fi")
         self.action(f"end {stage.ref}", body)
 

@@ -55,18 +55,23 @@ class Scope:
 
     ``refs`` maps stage refs to their index (status variable ``_S<n>``); ``env`` maps env names
     defined by the stage itself to the sh variables holding their string values (``prelude`` is
-    the sh command that computes them); ``passed`` is what a bare ``passed`` means (the stage's
-    status chain; ``None`` = true); in ``until`` bare ``passed``/``failed``/``status`` mean
-    ``self.*``; ``self_index`` is the stage that ``self`` refers to.
+    the sh command that computes them); ``passed`` is the source of what a bare ``passed`` means
+    (the stage's status chain; ``None`` = true); in ``until`` bare ``passed``/``failed``/``status``
+    mean ``self.*``; ``self_index`` is the stage that ``self`` refers to. When a conjunction of refs
+    is exactly ``chain_refs``, the translation tests ``chain_flags`` instead (sh words that expand
+    to non-empty text when a group on the way to the root has a failed child), so that the check
+    costs the depth of the stage rather than the number of steps before it.
     """
 
     refs: Mapping[str, int]
     env: Mapping[str, str] = field(default_factory=dict)
     prelude: str = ""
     step_id: str | None = None
-    passed: Expression | None = None
+    passed: str | None = None
     until: bool = False
     self_index: int | None = None
+    chain_refs: frozenset[str] = frozenset()
+    chain_flags: str = ""
 
 
 def sh_quote(text: str) -> str:
@@ -175,8 +180,12 @@ class _Translator:
 
     def binary(self, node: Binary) -> str:
         refs = self.ref_conjunction(node)
+        if refs is not None and self.scope.chain_flags and set(refs) == self.scope.chain_refs:
+            name = self.temp()
+            self.emit(f'case "{self.scope.chain_flags}" in *1*) {name}=bfalse ;; *) {name}=btrue ;; esac')
+            return f'"${name}"'
         if refs is not None:
-            # the status chain of every step: one pattern match instead of a branch per ref
+            # one pattern match instead of a branch per ref
             words = " ".join(f"$_S{self.scope.refs[ref]}" for ref in refs)
             name = self.temp()
             self.emit(
@@ -259,7 +268,7 @@ class _Translator:
 
     def chain(self, name: str) -> str:
         scope = self.scope
-        passed = self.operand(scope.passed) if scope.passed is not None else "btrue"
+        passed = self.operand(parse_expression(scope.passed)) if scope.passed is not None else "btrue"
         if name in ("passed", "success"):
             return passed
         if name in ("failed", "error"):
@@ -305,12 +314,10 @@ class _Translator:
 
 def prepare(node: Expression, scope: Scope) -> Expression:
     """Expand the status names (``passed``, ``failed``, ``status``, ``always``, ...) and fold constants."""
-    chain: Expression = scope.passed if scope.passed is not None else Literal(True)
-    passed: Expression = Accessor("self.passed") if scope.until else chain
-    failed: Expression = Accessor("self.failed") if scope.until else Unary("!", chain)
-    status: Expression = (
-        Accessor("self.status") if scope.until else Ternary(chain, Literal("passed"), Literal("failed"))
-    )
+    chain = scope.passed or "true"  # compiled by the machine only when a status name is used
+    passed: str | Expression = Accessor("self.passed") if scope.until else chain
+    failed: str | Expression = Accessor("self.failed") if scope.until else f"!({chain})"
+    status: str | Expression = Accessor("self.status") if scope.until else f'({chain}) ? "passed" : "failed"'
     names: dict[str, str | Expression] = {
         "always": Literal(True),
         "never": Literal(False),

@@ -24,7 +24,7 @@ _sh_abmsg='The execution has been aborted.'
 _sh_sp='\"`${[|&;<>()*?!'"'"
 _sh_abort='' _sh_pid='' _sh_wpid='' _sh_gk='' _sh_fpid='' _sh_tohit='' _sh_pz='' _sh_pzref='' _sh_masking=''
 _sh_cwd=$PWD _sh_self='' _sh_dl='' _sh_dln='' _sh_dlfmt='' _sh_dlref='' _sh_wd='' _sh_err='' _sh_r='' _sh_st=''
-_sh_code=0 _sh_det='' _sh_argv0='' _sh_xk='' _sh_xneg=0 _sh_tree=
+_sh_code=0 _sh_det='' _sh_argv0='' _sh_xk='' _sh_xneg=0 _sh_tree='' _sh_xe=_sh_noenv
 
 # ------------------------------------------------------------------------------------------------
 # Clock: _sh_ts sets _sh_now (epoch ms) without forking where the shell allows it.
@@ -195,6 +195,7 @@ _sh_init() { # called by every program before its first action
 	fi
 	[ -d "$_sh_outs" ] || "$_sh_bb" mkdir -p "$_sh_outs" 2>/dev/null || :
 	_sh_load
+	_sh_flags
 	if [ -n "$_sh_maskf" ] && [ -s "$_sh_maskf" ]; then
 		_sh_masking=1
 	fi
@@ -560,7 +561,7 @@ _sh_collect() { # ref: outputs of the attempt -> state + an output marker (step 
 			return 0
 		fi
 		(
-			"_sh_env_$_sh_xn" &&
+			"$_sh_xe" &&
 				exec "$_sh_bb" find "$_sh_outs" -mindepth 1 -maxdepth 1 -type f -size -4097c \
 					-exec "$_sh_bb" awk "$_sh_awk_out" "$_sh_maskf" "$_sh_od" "$1" '{}' +
 		)
@@ -1082,6 +1083,10 @@ _sh_fn_at() { # list index or string character (items come back as strings)
 	fi
 	_sh_err="index out of bounds (length=$_sh_fn, index=$_sh_ai)"
 	return 1
+}
+
+_sh_noenv() { # the env function of an operation without env
+	:
 }
 
 _sh_abspath() { # path -> _sh_s, relative to the working directory of the operation
