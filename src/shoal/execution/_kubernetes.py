@@ -111,6 +111,9 @@ class KubernetesOptions:
     # Where collected artifacts go: a volume source ({"hostPath": ...}, {"persistentVolumeClaim": ...});
     # None: an emptyDir (names and sizes are reported, the files go with the pod).
     artifacts_volume: dict[str, Any] | None = None
+    # Or a directory on the node (single-node and kind clusters, the stand-in): <path>/<resource id>,
+    # so the files land where the agent can read them (<path>/<resource id>/artifacts).
+    artifacts_host_path: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # every container (e.g. PYTHONPATH)
     labels: dict[str, str] = field(default_factory=dict)  # added to every object
 
@@ -347,6 +350,9 @@ class _Renderer:
             source: dict[str, Any] = {"emptyDir": {}}
             if name == "shoal-run" and self.options.artifacts_volume:
                 source = copy.deepcopy(self.options.artifacts_volume)
+            elif name == "shoal-run" and self.options.artifacts_host_path:
+                node_dir = posixpath.join(self.options.artifacts_host_path, self.rid)
+                source = {"hostPath": {"path": node_dir, "type": "DirectoryOrCreate"}}
             self.volumes.append({"name": name, **source})
             self.setup_mounts.append({"name": name, "mountPath": path})
         self.volumes.append({"name": "shoal-config", "configMap": {"name": self.cm_name}})
@@ -753,6 +759,8 @@ class KubernetesRuntime:
             raise ExecutionError(f"execution {job.execution_id} already exists in {ws.root}")
         ws.root.mkdir(parents=True, exist_ok=True)
         artifacts = job.artifacts_dir or ws.artifacts
+        if self.options.artifacts_host_path and not job.artifacts_dir:
+            artifacts = Path(self.options.artifacts_host_path) / dns_label(job.execution_id) / "artifacts"
         record = {**_job_record_base(job, ws), "artifacts": str(artifacts), "agent": self.options.agent}
         ws.write_json(ws.job_file, record)
         ws.plan_file.write_text(json.dumps(job.plan.to_dict()))

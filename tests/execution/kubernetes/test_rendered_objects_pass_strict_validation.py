@@ -83,7 +83,7 @@ spec:
 """,
         tmp_path,
     )
-    objects = render_objects(job, KubernetesOptions(namespace="tests", agent="agent-1"))
+    objects = render_objects(job, KubernetesOptions(namespace="tests", agent="agent-1", artifacts_host_path="/var/lib/shoal"))
     validate_strictly(objects)
     kinds = [o["kind"] for o in objects]
     assert kinds == ["ConfigMap", "Secret", "PersistentVolumeClaim", "Job"]
