@@ -10,14 +10,14 @@ import pytest
 
 from shoal.execution._initgen import LIB_PATH, init_files
 from shoal.execution._markers import format_marker
-from shoal.workflow._plan import EnvVar
+from shoal.workflow._plan import EnvVar, Plan
 
 from ._plans import BUSYBOX, SHELLS, build, env, group, op, run, shell
 
 pytestmark = pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 
 
-def rich_plan():  # type: ignore[no-untyped-def]
+def rich_plan() -> Plan:
     return build(
         group(
             "root",
