@@ -164,7 +164,7 @@ class ApiServer:
         meta["creationTimestamp"] = rfc3339()
         for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
             meta.pop(f, None)
-        if rt.tracks_generation or rt.kind == "Pod":
+        if rt.tracks_generation:
             meta["generation"] = 1
         self._initial_status(rt, obj)
         apply_defaults(rt, obj)
@@ -373,6 +373,8 @@ class ApiServer:
         if opts.dry_run:
             return obj
         if rt.kind == "Namespace":
+            if name in ("default", "kube-system", "kube-public"):
+                raise ApiError.forbidden(rt, name, "this namespace may not be deleted")
             return self._delete_namespace(obj)
         policy = opts.propagation or self._default_policy(rt, obj)
         if rt.kind == "Pod":

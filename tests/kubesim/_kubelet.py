@@ -229,7 +229,9 @@ class PodWorker:
 
         def apply(pod: Obj) -> None:
             status = pod.setdefault("status", {})
-            scheduled = [c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"]
+            scheduled = [c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"] or [
+                # a pod created with spec.nodeName never met the scheduler: the kubelet reports it scheduled
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": rfc3339()}]
             order = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"]
             status["conditions"] = [self.conditions[t] for t in order] + scheduled
             status["phase"] = self.phase

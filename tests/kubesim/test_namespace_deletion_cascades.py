@@ -52,3 +52,11 @@ async def test_namespace_deletion_removes_everything_inside(client: AsyncClient,
     with pytest.raises(ApiError) as err:
         await client.get(Namespace, "pr-1234")
     assert err.value.status.code == 404
+
+
+async def test_system_namespaces_cannot_be_deleted(client: AsyncClient) -> None:
+    for name in ("default", "kube-system", "kube-public"):
+        with pytest.raises(ApiError) as err:
+            await client.delete(Namespace, name)
+        assert err.value.status.code == 403
+        assert err.value.status.message == f'namespaces "{name}" is forbidden: this namespace may not be deleted'
