@@ -110,7 +110,7 @@ def _pack(dest: Path, items: Sequence[Collected]) -> None:
 
 
 def run_artifacts(run: ToolkitRun) -> int:
-    spec = run.spec
+    spec = run.resolved(run.spec)
     paths = spec.get("paths") or []
     if isinstance(paths, str):
         paths = [paths]

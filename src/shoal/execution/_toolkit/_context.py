@@ -106,6 +106,57 @@ class ToolkitRun:
     def host_path(self, path: str, base: Path | None = None) -> Path:
         return self.paths.to_host(path, self.cwd if base is None else base)
 
+    def runtime_variables(self) -> dict[str, Any]:
+        """What a ``{{ }}`` left in a spec may use at run time: ``env``, ``services`` published by
+        earlier stages, ``step.<id>.outputs`` recorded by the init program."""
+        variables: dict[str, Any] = {"env": dict(self.env)}
+        variables.update({f"env.{k}": v for k, v in self.env.items()})
+        try:
+            services = json.loads((self.state_dir / "services.json").read_text())
+        except (OSError, ValueError):
+            services = {}
+        if isinstance(services, dict):
+            variables["services"] = services
+            for name, instances in services.items():
+                for i, info in enumerate(instances if isinstance(instances, list) else []):
+                    for key, value in (info or {}).items():
+                        variables[f"services.{name}.{i}.{key}"] = value
+        outputs = self.state_dir / "outputs"
+        if outputs.is_dir():
+            for step_dir in sorted(outputs.iterdir()):
+                for item in sorted(step_dir.iterdir()) if step_dir.is_dir() else []:
+                    if item.is_file():
+                        text = item.read_text(encoding="utf-8", errors="replace").strip()
+                        variables[f"step.{step_dir.name}.outputs.{item.name}"] = text
+        return variables
+
+    def resolved(self, value: Any) -> Any:
+        """``value`` with its run-time ``{{ }}`` islands resolved (``file()``/``glob()`` from the cwd)."""
+        from shoal.workflow._expressions._files import filesystem_machine
+
+        from ._globs import DiskFileSystem
+
+        return bind(value, self.runtime_variables(), filesystem_machine(DiskFileSystem(), str(self.cwd)))
+
+
+def bind(value: Any, variables: Mapping[str, Any], *machines: Any) -> Any:
+    """``value`` (a spec fragment) with every ``{{ }}`` template resolved against ``variables``."""
+    if isinstance(value, str):
+        if "{{" not in value:
+            return value
+        from shoal.workflow import Machine, compile_template, to_string
+
+        try:
+            expr = compile_template(value).resolve(Machine(variables=dict(variables)), *machines, final=True)
+            return to_string(expr.value())
+        except Exception as exc:
+            raise ToolkitError(f"{value!r}: {getattr(exc, 'message', exc)}") from exc
+    if isinstance(value, list):
+        return [bind(v, variables, *machines) for v in value]
+    if isinstance(value, dict):
+        return {k: bind(v, variables, *machines) for k, v in value.items()}
+    return value
+
 
 def mounts_from_env(env: Mapping[str, str]) -> dict[str, str]:
     """``SHOAL_MOUNTS`` (JSON object virtual -> host) wins; else ``/data`` -> ``$SHOAL_DATA``."""

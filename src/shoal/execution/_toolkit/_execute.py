@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._context import EXECUTE, ToolkitError, ToolkitRun
+from ._context import EXECUTE, ToolkitError, ToolkitRun, bind
 from ._parallel import abort_on_sigterm
-from ._subplans import bind, children_root, copy_tree, file_globs, instance_variables
+from ._subplans import children_root, copy_tree, file_globs, instance_variables
 
 DEFAULT_PARALLELISM = 100
 

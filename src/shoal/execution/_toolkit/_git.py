@@ -253,8 +253,9 @@ def clone(
 
 
 def run_git(run: ToolkitRun) -> int:
-    dest = run.host_path(str(run.spec.get("mountPath") or DEFAULT_MOUNT))
-    opts = options_from(run.spec, run.env, dest)
+    spec = run.resolved(run.spec)
+    dest = run.host_path(str(spec.get("mountPath") or DEFAULT_MOUNT))
+    opts = options_from(spec, run.env, dest)
     run.log(
         f"Cloning {redact_uri(opts.uri)} into {opts.dest}" + (f" at {opts.revision}" if opts.revision else "")
     )

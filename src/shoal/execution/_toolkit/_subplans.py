@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from shoal.workflow._plan import Plan
 
-from ._context import ToolkitError, ToolkitRun
+from ._context import ToolkitError, ToolkitRun, bind
 from ._globs import walk_files
 
 LineSink = Callable[[str], None]
@@ -143,35 +143,14 @@ def transfer_into(run: ToolkitRun, spec: Mapping[str, Any], mounts: Mounts, labe
 
 
 def instance_variables(run: ToolkitRun) -> dict[str, Any]:
-    """Variables the instance arithmetic may use: the run's context variables and ``env``."""
+    """Variables the instance arithmetic may use: the run's context variables and the run-time ones."""
     from shoal.workflow import ExecutionContext
 
     raw = getattr(run.plan, "context", None)
     context = ExecutionContext.from_dict(raw) if raw else ExecutionContext()
     variables: dict[str, Any] = dict(context.variables(run.plan.workflow, run.plan.labels, run.plan.tags))
-    variables["env"] = dict(run.env)
-    variables.update({f"env.{k}": v for k, v in run.env.items()})
+    variables.update(run.runtime_variables())
     return variables
-
-
-def bind(value: Any, variables: Mapping[str, Any]) -> Any:
-    """``value`` (a spec fragment) with every ``{{ }}`` template resolved against ``variables``."""
-    if isinstance(value, str):
-        if "{{" not in value:
-            return value
-        from shoal.workflow import Machine, compile_template, to_string
-
-        try:
-            return to_string(
-                compile_template(value).resolve(Machine(variables=dict(variables)), final=True).value()
-            )
-        except Exception as exc:
-            raise ToolkitError(f"{value!r}: {getattr(exc, 'message', exc)}") from exc
-    if isinstance(value, list):
-        return [bind(v, variables) for v in value]
-    if isinstance(value, dict):
-        return {k: bind(v, variables) for k, v in value.items()}
-    return value
 
 
 def _expand(spec: Mapping[str, Any], variables: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ def extract(archive: Path, target: Path) -> int:
 
 
 def run_tarball(run: ToolkitRun) -> int:
-    for item in entries(run.spec):
+    for item in entries(run.resolved(run.spec)):
         url = str(item["url"])
         target = run.host_path(str(item["path"]))
         run.log(f"Fetching {url} into {target}")
