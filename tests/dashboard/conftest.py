@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from shoal.server import ServerSettings, ServerState, create_app
 from tests.agent.fleet import Fleet, call
 from tests.harness import RunningServer, server_in_thread
 
@@ -100,3 +102,39 @@ async def fleet(server: RunningServer, tmp_path: Path) -> AsyncIterator[Fleet]:
     finally:
         with contextlib.suppress(Exception):
             await f.stop_all()
+
+
+class App:
+    """The app in this process (no sockets): direct access to its state for arranging data."""
+
+    def __init__(self, app: FastAPI, state: ServerState) -> None:
+        self.app, self.state = app, state
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://testserver", timeout=30
+        )
+
+    async def token(self, role: str, env: str | None = None) -> str:
+        env_id = (await self.state.store.get_environment(self.state.organization.id, env)).id if env else None
+        _token, plaintext = await self.state.store.create_token(self.state.organization.id, env_id, role)
+        return plaintext
+
+    async def signed_in(self, token: str) -> httpx.AsyncClient:
+        client = self.client()
+        form = await client.get("/dashboard/login")
+        r = await client.post("/dashboard/login", data={"token": token, "csrf": csrf_of(form.text)})
+        assert r.status_code == 303, r.text
+        return client
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[App]:
+    settings = ServerSettings(home=tmp_path / "home", print_admin_token=False)
+    fastapi_app = create_app(settings)
+    state = await ServerState.start(settings)
+    fastapi_app.state.shoal = state
+    try:
+        yield App(fastapi_app, state)
+    finally:
+        await state.stop()

@@ -32,7 +32,9 @@ async def _link(server: RunningServer, path: str | None = None, execution: str |
 
 async def _agents_online(server: RunningServer, n: int) -> None:
     api = server.client()
-    await eventually(lambda: len([a for a in api.agents() if a["status"] == "online"]) == n, what=f"{n} agents")
+    await eventually(
+        lambda: len([a for a in api.agents() if a["status"] == "online"]) == n, what=f"{n} agents"
+    )
     api.close()
 
 

@@ -32,7 +32,7 @@ async def test_environment_workflows_and_execution_pages_show_agents_runs_and_st
 
     wfs = (await call(web.get, "/dashboard/envs/default/workflows")).text
     assert 'data-workflow="smoke"' in wfs and 'data-workflow="broken"' in wfs
-    assert "Latest per cluster" in wfs and "<svg class=\"trend\"" in wfs
+    assert "Latest per cluster" in wfs and '<svg class="trend"' in wfs
     only_failed = (await call(web.get, "/dashboard/envs/default/workflows", params={"status": "failed"})).text
     assert 'data-workflow="broken"' in only_failed and 'data-workflow="smoke"' not in only_failed
     by_label = (

@@ -115,6 +115,14 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(
                 f"  state:     {home}\n  try:       shoal context set --server {url} --token <token>\n"
             )
+
+            def dashboard_link() -> str:
+                from shoal.cli._dashboard_cmd import request_link
+
+                with Client(url, admin) as c:
+                    return str(request_link(c)["url"])
+
+            sys.stdout.write(f"  dashboard: {await asyncio.to_thread(dashboard_link)}  (single use)\n")
             sys.stdout.flush()
             _stop_on_signals(stop)
             await stop.wait()
