@@ -315,7 +315,8 @@ class _Program:
             self.functions.append(f"_sh_env_{n}() {{\n\texport {' '.join(exports)}\n}}\n")
 
         scope = self.scope(stage, env=True)
-        op = [f"_sh_op_{n}() {{", f"\t_sh_xe={env_function}"]
+        sensitive = sorted({var.name for var in stage.env if var.sensitive and _SH_NAME.fullmatch(var.name)})
+        op = [f"_sh_op_{n}() {{", f"\t_sh_xe={env_function} _sh_xmask={sh_quote(' '.join(sensitive))}"]
         if len(ev) > 2:
             op.append(f"\t_sh_ev_{n} || return 1")
         if stage.working_dir:

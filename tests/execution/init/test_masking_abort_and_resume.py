@@ -142,3 +142,15 @@ def test_rerun_after_a_clean_finish_prints_nothing(workspace: MakeWorkspace) -> 
     assert first.statuses() == {"a": "passed", "root": "passed"}
     again = ws.run(1)
     assert again.code == 0 and again.markers == [] and "a-ran" not in again.text
+
+
+def test_sensitive_stage_env_is_masked_without_a_mask_file(workspace: MakeWorkspace) -> None:
+    stage_env = [EnvVar("TOKEN", "{{ env.RAW }}-suffix", sensitive=True), EnvVar("PLAIN", "visible-value")]
+    script = 'echo "t=$TOKEN p=$PLAIN"; echo "$TOKEN" > "$SHOAL_OUTPUTS/t"'
+    plan = build(group("root", shell("s", script, id="s", env=stage_env)))
+    ws = workspace(plan)
+    ws.extra_env["RAW"] = "abc"
+    result = ws.run()
+    assert "t=**** p=visible-value" in result.text
+    assert "abc-suffix" not in result.text
+    assert result.values("s", "output") == [{"t": "****"}]

@@ -24,7 +24,7 @@ _sh_abmsg='The execution has been aborted.'
 _sh_sp='\"`${[|&;<>()*?!'"'"
 _sh_abort='' _sh_pid='' _sh_wpid='' _sh_gk='' _sh_fpid='' _sh_tohit='' _sh_pz='' _sh_pzref='' _sh_masking=''
 _sh_cwd=$PWD _sh_self='' _sh_dl='' _sh_dln='' _sh_dlfmt='' _sh_dlref='' _sh_wd='' _sh_err='' _sh_r='' _sh_st=''
-_sh_code=0 _sh_det='' _sh_argv0='' _sh_xk='' _sh_xneg=0 _sh_tree='' _sh_xe=_sh_noenv
+_sh_code=0 _sh_det='' _sh_argv0='' _sh_xk='' _sh_xneg=0 _sh_tree='' _sh_xe=_sh_noenv _sh_xmask=''
 
 # ------------------------------------------------------------------------------------------------
 # Clock: _sh_ts sets _sh_now (epoch ms) without forking where the shell allows it.
@@ -244,13 +244,18 @@ _sh_watch() { # delay-ms notify-pid: starts a watchdog on _sh_pid; its pid -> _s
 
 _sh_spawn_pre() { # env-function: start the masking filter when needed; the operation writes to fd 4
 	_sh_fpid=''
-	[ -n "$_sh_masking" ] || return 0
+	[ -n "$_sh_masking$_sh_xmask" ] || return 0
 	_sh_fifo=$_sh_state/mask.fifo
 	if [ ! -p "$_sh_fifo" ] && ! "$_sh_bb" mkfifo "$_sh_fifo"; then
 		_sh_err="cannot create $_sh_fifo"
 		return 1
 	fi
-	("$1" && exec "$_sh_bb" awk "$_sh_awk_mask" "$_sh_maskf") <"$_sh_fifo" &
+	(
+		"$1" || exit 1
+		_SHOAL_MASK_NAMES=$_sh_xmask
+		export _SHOAL_MASK_NAMES
+		exec "$_sh_bb" awk "$_sh_awk_mask" "$_sh_maskf"
+	) <"$_sh_fifo" &
 	_sh_fpid=$!
 	exec 4>"$_sh_fifo"
 }
@@ -561,7 +566,8 @@ _sh_collect() { # ref: outputs of the attempt -> state + an output marker (step 
 			return 0
 		fi
 		(
-			"$_sh_xe" &&
+			"$_sh_xe" && _SHOAL_MASK_NAMES=$_sh_xmask &&
+				export _SHOAL_MASK_NAMES &&
 				exec "$_sh_bb" find "$_sh_outs" -mindepth 1 -maxdepth 1 -type f -size -4097c \
 					-exec "$_sh_bb" awk "$_sh_awk_out" "$_sh_maskf" "$_sh_od" "$1" '{}' +
 		)
@@ -576,15 +582,19 @@ function repl(s, a, b,    out, p) {
 	while ((p = index(s, a)) > 0) { out = out substr(s, 1, p - 1) b; s = substr(s, p + length(a)) }
 	return out s
 }
-function loadmask(f,    name, v, i, j, t) {
+function addmask(name,    v) {
+	if (name == "" || !(name in ENVIRON)) return
+	v = ENVIRON[name]
+	if (length(v) >= 4) vals[++nv] = v
+}
+function loadmask(f,    name, n, i, j, t, extra) {
 	nv = 0
-	if (f == "") return
-	while ((getline name < f) > 0) {
-		if (name == "" || !(name in ENVIRON)) continue
-		v = ENVIRON[name]
-		if (length(v) >= 4) vals[++nv] = v
+	n = split(ENVIRON["_SHOAL_MASK_NAMES"], extra, " ")
+	for (i = 1; i <= n; i++) addmask(extra[i])
+	if (f != "") {
+		while ((getline name < f) > 0) addmask(name)
+		close(f)
 	}
-	close(f)
 	for (i = 2; i <= nv; i++) {
 		t = vals[i]
 		for (j = i - 1; j >= 1 && length(vals[j]) < length(t); j--) vals[j + 1] = vals[j]
