@@ -209,3 +209,13 @@ def test_a_supervisor_that_dies_fails_start_at_once(execution: Execution) -> Non
     code = run_services_start(run, h.source, h.runner, launcher)
     assert code == 1
     assert "supervisor exited" in out.getvalue()
+
+
+def test_a_retried_start_replaces_the_earlier_attempt(execution: Execution) -> None:
+    h = Harness(execution, {"s": {}}, {"s": [("echo attempt; sleep 30", {})]})
+    assert h.start().code == 0
+    first = h.threads[0]
+    assert h.start().code == 0  # the stage again (retry): the first supervisor is stopped
+    first.join(10)
+    assert not first.is_alive()
+    assert h.stop().code == 0

@@ -80,13 +80,13 @@ def collect(
     out: list[Collected] = []
     for path in walk_files(absolute):
         real = os.path.realpath(path)
-        if not any(_is_within(real, a) for a in allowed_real) or any(
-            _is_within(real, e) or _is_within(str(path), e) for e in excluded_real
-        ):
+        if any(_is_within(real, e) or _is_within(str(path), e) for e in excluded_real):
+            continue  # the toolkit's own state and the artifacts already saved
+        if not any(_is_within(real, a) for a in allowed_real):
             warnings.append(f"{path}: resolves outside the execution's volumes, ignored")
             continue
         rel = os.path.relpath(str(path), name_root)
-        if rel.startswith("..") or os.path.isabs(rel):
+        if rel == ".." or rel.startswith("../") or os.path.isabs(rel):
             warnings.append(f"{path}: cannot be named relative to {name_root}, ignored")
             continue
         out.append(Collected(source=Path(real), name=rel, size=os.stat(real).st_size))

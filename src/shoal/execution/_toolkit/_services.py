@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -283,7 +284,10 @@ def run_services_start(
     launcher = launcher or spawn_supervisor(run.env)
     services: dict[str, Any] = run.spec.get("services") or {}
     directory = supervisor_dir(run.shoal_dir, run.ref)
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.exists():  # an earlier attempt of this stage (retry): its services go first
+        _stop(run, directory)
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
     root = children_root(run)
     slots: list[tuple[Slot, dict[str, Any]]] = []
     items: list[dict[str, Any]] = []
@@ -326,34 +330,21 @@ def run_services_start(
         if ok:
             _publish(run, slot)
             run.log(f"Service {slot.name} #{slot.index} is ready at {slot.ip}")
-            run.emit(
-                SERVICE,
-                {
-                    "name": slot.name,
-                    "index": slot.index,
-                    "ip": slot.ip,
-                    "port": slot.port,
-                    "status": "ready",
-                },
-            )
         else:
             failed = True
             run.log(f"Service {slot.name} #{slot.index} failed: {why}")
             _print_log(run, directory, slot)
-            run.emit(
-                SERVICE,
-                {
-                    "name": slot.name,
-                    "index": slot.index,
-                    "ip": slot.ip,
-                    "port": slot.port,
-                    "status": "failed",
-                },
-            )
+        _emit_service(run, slot, "ready" if ok else "failed")
     if failed:
         _stop(run, directory)
         return 1
     return 0
+
+
+def _emit_service(run: ToolkitRun, slot: Slot, status: str) -> None:
+    run.emit(
+        SERVICE, {"name": slot.name, "index": slot.index, "ip": slot.ip, "port": slot.port, "status": status}
+    )
 
 
 def _slot_dict(slot: Slot) -> dict[str, Any]:
@@ -457,10 +448,7 @@ def run_services_stop(run: ToolkitRun) -> int:
             run.log(f"Service {slot.name} #{slot.index} had already ended: {status}")
         else:
             run.log(f"Service {slot.name} #{slot.index} stopped")
-        run.emit(
-            SERVICE,
-            {"name": slot.name, "index": slot.index, "ip": slot.ip, "port": slot.port, "status": final},
-        )
+        _emit_service(run, slot, final)
         # Service logs are not kept unless the `logs` condition says so.
         if condition_holds(logs.get(slot.name) or "never", final):
             log = directory / f"{slot.key}.log"
