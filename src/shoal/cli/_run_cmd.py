@@ -36,6 +36,9 @@ from shoal.workflow import (
 from shoal.workflow._plan import Plan, SignatureNode
 from shoal.workflow._status import INIT_REF, ExecutionEvent, format_duration, parse_timestamp
 
+# `shoal run tw NAME` (and Testkube's spellings) runs a stored workflow through the control plane.
+REMOTE_KINDS = frozenset({"tw", "testworkflow", "testworkflows"})
+
 EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -71,11 +74,21 @@ class _InvalidInput(Exception):
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run", help="Run a workflow file locally (no server, no cluster, no Docker).")(run_command)
+    app.command(
+        "run",
+        help="Run a workflow: a FILE locally (no server, no cluster, no Docker), or `tw NAME` stored in the "
+        "control plane on the agents it targets.",
+    )(run_command)
 
 
 def run_command(
-    file: Path | None = typer.Argument(None, help="A YAML file with the TestWorkflow (and templates)."),
+    file: Path | None = typer.Argument(
+        None,
+        metavar="FILE | tw NAME",
+        help="A YAML file to run locally; or `tw NAME` (testworkflow, testworkflows) to run a stored "
+        "workflow through the control plane.",
+    ),
+    remote_name: str | None = typer.Argument(None, hidden=True),
     name: str | None = typer.Option(
         None, "--name", "-n", help="The workflow to run when FILE holds several."
     ),
@@ -105,7 +118,40 @@ def run_command(
         "--attach",
         help="Re-attach to an execution by id (after its runner died): finalise it and print its result.",
     ),
+    target: list[str] = typer.Option([], "--target", help="tw: run on agents with k=v1,v2 (repeatable)."),
+    target_not: list[str] = typer.Option([], "--target-not", help="tw: not on agents with k=v."),
+    target_replicate: list[str] = typer.Option(
+        [], "--target-replicate", help="tw: one execution per distinct value of this agent label."
+    ),
+    follow: bool = typer.Option(
+        False, "--follow", "--watch", "-f", help="tw: stream logs; exit 0 only if passed."
+    ),
+    server: str | None = typer.Option(None, "--server", envvar="SHOAL_SERVER", help="tw: control plane URL."),
+    token: str | None = typer.Option(None, "--token", envvar="SHOAL_TOKEN", help="tw: API token."),
+    env: str | None = typer.Option(None, "--env", envvar="SHOAL_ENV", help="tw: environment."),
 ) -> None:
+    if file is not None and str(file) in REMOTE_KINDS:
+        if remote_name is None:
+            sys.stderr.write(f"shoal run: `run {file}` needs the workflow name: shoal run {file} NAME\n")
+            raise typer.Exit(EXIT_INVALID)
+        from shoal.cli._client_cmds import run_remote
+
+        run_remote(
+            remote_name,
+            config,
+            target,
+            target_not,
+            target_replicate,
+            follow,
+            "json" if output is Output.json else "table",
+            server,
+            token,
+            env,
+        )
+        return
+    if remote_name is not None or target or target_not or target_replicate:
+        sys.stderr.write("shoal run: --target options and a second argument are for `shoal run tw NAME`\n")
+        raise typer.Exit(EXIT_INVALID)
     console = Console(file=sys.stdout if output is Output.pretty else sys.stderr, highlight=False)
     try:
         code = _run(
