@@ -5,7 +5,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/shoal run examples/smoke.yaml
+	bash scripts/demo.sh
 
 test: setup
 	.venv/bin/python -m pytest -q

@@ -145,18 +145,35 @@ EXECUTION_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
 ]
 
 
+def _step_names(signature: Sequence[dict[str, Any]]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    stack = list(signature)
+    while stack:
+        node = stack.pop()
+        names[str(node.get("ref"))] = str(node.get("name") or node.get("category") or node.get("ref"))
+        stack.extend(node.get("children") or [])
+    return names
+
+
 def follow_execution(client: Client, execution_id: str, quiet: bool = False) -> str:
-    """Print the execution's logs as they come; return its final status."""
+    """Print the execution's logs under per-step headers as they come; return its final status."""
+    names = _step_names(client.execution(execution_id).get("signature") or [])
     for event in client.follow(execution_id):
         kind = event.get("type")
         if kind == "end":
             return str(event.get("status"))
         if quiet:
             continue
+        ref = str(event.get("ref"))
         if kind == "log":
             sys.stdout.write(str(event.get("line", "")) + "\n")
-        elif kind == "step" and event.get("status") not in (None, "running"):
-            err.print(f"[dim]• step {event.get('ref')}: {event.get('status')}[/dim]")
+        elif kind == "step" and ref in names:
+            status = event.get("status")
+            if status == "running":
+                err.print(f"[bold]▶ {names[ref]}[/bold]")
+            elif status is not None:
+                colour = {"passed": "green", "skipped": "dim"}.get(str(status), "red")
+                err.print(f"[{colour}]■ {names[ref]}: {status}[/{colour}]")
         sys.stdout.flush()
     return str(client.execution(execution_id)["result"]["status"])
 
