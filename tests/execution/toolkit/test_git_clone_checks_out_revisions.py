@@ -64,3 +64,14 @@ def test_unknown_revision_fails_without_retrying(execution: Execution, repo: Rep
     assert res.code == 1
     assert "attempt 1 of 3" in res.text
     assert "retrying" not in res.text
+
+
+def test_destination_may_already_hold_files(execution: Execution, repo: Repo) -> None:
+    dest = execution.data / "repo"
+    (dest / "config").mkdir(parents=True)
+    (dest / "config" / "mounted.yaml").write_text("kept")
+    res = execution.run("git", {"uri": repo.uri})
+    assert res.code == 0, res.output
+    assert (dest / "a.txt").read_text() == "second"
+    assert (dest / "config" / "mounted.yaml").read_text() == "kept"
+    assert not [p for p in execution.data.iterdir() if p.name.startswith(".shoal-clone-")]

@@ -27,6 +27,7 @@ def test_retries_stop_after_the_count(execution: Execution, repo: Repo) -> None:
     assert res.code == 1
     assert "attempt 2 of 2" in res.text
     assert not any((execution.data / "repo").iterdir())
+    assert [p.name for p in execution.data.iterdir()] == ["repo"]  # no scratch clone left behind
 
 
 def test_basic_credentials_from_env_never_appear(execution: Execution, repo: Repo) -> None:

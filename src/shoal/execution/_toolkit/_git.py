@@ -173,7 +173,7 @@ def _git_env(base: Mapping[str, str], opts: CloneOptions, key_dir: Path) -> dict
     env = {k: v for k, v in base.items() if not k.startswith("GIT_CONFIG_")}
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_ASKPASS"] = "true"
-    config: list[tuple[str, str]] = []
+    config: list[tuple[str, str]] = [("advice.detachedHead", "false")]
     if opts.token and opts.auth_type == "header":
         config.append(("http.extraHeader", f"Authorization: Bearer {opts.token}"))
     elif opts.username or opts.token:
@@ -206,9 +206,9 @@ def _clear(dest: Path) -> None:
             child.unlink()
 
 
-def _attempt(git: _Git, opts: CloneOptions) -> None:
+def _attempt(git: _Git, opts: CloneOptions, work: Path) -> None:
     quiet = ["-q"] if opts.verbosity == "quiet" else (["-v"] if opts.verbosity == "verbose" else [])
-    dest = str(opts.dest)
+    dest = str(work)
     clone = ["clone", *quiet, "--no-checkout"]
     branch = ["--branch", opts.revision] if opts.revision else []
     try:
@@ -218,7 +218,7 @@ def _attempt(git: _Git, opts: CloneOptions) -> None:
         if exc.transient:
             raise
         # A commit sha (or a server without shallow support): full history, then check it out.
-        _clear(opts.dest)
+        _clear(work)
         git([*clone, opts.uri, dest])
     if opts.paths:
         git(["-C", dest, "sparse-checkout", "set", "--cone" if opts.cone else "--no-cone", *opts.paths])
@@ -232,24 +232,31 @@ def clone(
     log: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Clone with retries; raises ``ToolkitError`` when it finally fails."""
-    if opts.dest.exists() and any(opts.dest.iterdir()):
-        raise ToolkitError(f"{opts.dest} already exists and is not empty")
+    """Clone with retries; raises ``ToolkitError`` when it finally fails.
+
+    The clone happens in a scratch directory beside the destination and is then copied in (as
+    Testkube does), so the destination may already exist and hold other files (mounted content).
+    """
     opts.dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="shoal-git-") as key_dir:
+    with (
+        tempfile.TemporaryDirectory(prefix="shoal-git-") as key_dir,
+        tempfile.TemporaryDirectory(prefix=".shoal-clone-", dir=opts.dest.parent) as scratch,
+    ):
+        work = Path(scratch)
         git = _Git(_git_env(env, opts, Path(key_dir)), [opts.token, opts.ssh_key], log)
         delay = opts.delay_s
         for attempt in range(1, opts.attempts + 1):
             try:
-                _attempt(git, opts)
-                return
+                _attempt(git, opts, work)
+                break
             except GitFailed as exc:
-                _clear(opts.dest)
+                _clear(work)
                 if not exc.transient or attempt == opts.attempts:
                     raise ToolkitError(f"{exc} (attempt {attempt} of {opts.attempts})") from exc
                 log(f"transient failure, retrying in {delay:g}s (attempt {attempt} of {opts.attempts})")
                 sleep(delay)
                 delay = min(delay * 2, MAX_DELAY_S)
+        shutil.copytree(work, opts.dest, symlinks=True, dirs_exist_ok=True)
 
 
 def run_git(run: ToolkitRun) -> int:
