@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shoal.workflow._expressions._ast import (
+    WILDCARD_FUNCTION,
     Accessor,
     Binary,
     Call,
@@ -38,6 +39,7 @@ _OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%
 _SH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STEP_ID = re.compile(r"[A-Za-z0-9_-]+")
 _OUTPUT_KEY = re.compile(r"[^/\x00]+")
+_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
 class RuntimeExpressionError(Exception):
@@ -234,6 +236,9 @@ class _Translator:
         return f'"${name}"'
 
     def call(self, node: Call) -> str:
+        wildcard = self.service_wildcard(node)
+        if wildcard is not None:
+            return self.result(f"_sh_services {sh_quote(wildcard[0])} {sh_quote(wildcard[1])}", check=False)
         if node.name not in RUNTIME_FUNCTIONS:
             raise RuntimeExpressionError(f"function {node.name}() is not available at run time")
         if any(arg.spread for arg in node.args):
@@ -242,6 +247,20 @@ class _Translator:
             )
         args = [self.operand(arg.expr) for arg in node.args]
         return self.result(" ".join([f"_sh_fn_{node.name}", *args]))
+
+    def service_wildcard(self, node: Call) -> tuple[str, str] | None:
+        """``services.<name>.*.<key>`` (``_wc(services.<name>, "_.value.<key>")``) -> (name, key)."""
+        if node.name != WILDCARD_FUNCTION or len(node.args) != 2 or any(a.spread for a in node.args):
+            return None
+        target, path = node.args[0].expr, node.args[1].expr
+        base = dotted_name(target)
+        if base is None or not isinstance(path, Literal) or not isinstance(path.value_, str):
+            return None
+        head, _, service = base.partition(".")
+        key = path.value_.removeprefix("_.value.")
+        if head != "services" or key == path.value_ or not all(_SEGMENT.fullmatch(p) for p in (service, key)):
+            return None
+        return service, key
 
     def name(self, name: str) -> str:
         scope = self.scope
@@ -264,6 +283,11 @@ class _Translator:
             return self.env(rest)
         if head == "step" and rest:
             return self.step(rest)
+        if head == "services":
+            parts = rest.split(".")
+            if len(parts) == 3 and all(_SEGMENT.fullmatch(part) for part in parts) and parts[1].isdigit():
+                words = " ".join(sh_quote(part) for part in parts)
+                return self.result(f"_sh_service {words}", check=False)
         raise RuntimeExpressionError(f"unknown variable {name} at run time")
 
     def chain(self, name: str) -> str:

@@ -137,3 +137,16 @@ def test_condition_error_fails_the_stage_and_skips_its_children(workspace: MakeW
     assert result.values("g", "execution") == [
         {"code": -1, "details": "condition: cannot convert 'x' to a number", "iteration": 1}
     ]
+
+
+def test_services_published_by_the_toolkit_are_readable(workspace: MakeWorkspace) -> None:
+    script = "echo ip={{ services.db.1.ip }} all={{ services.db.*.ip }} none=[{{ services.cache.0.ip }}]"
+    plan = build(group("root", shell("s", script)))
+    ws = workspace(plan)
+    for index, ip in enumerate(["127.0.0.2", "127.0.0.3"]):
+        base = ws.dir / "state" / "services" / "db" / str(index)
+        base.mkdir(parents=True)
+        (base / "ip").write_text(ip)
+    result = ws.run()
+    assert result.statuses()["s"] == "passed"
+    assert "ip=127.0.0.3 all=127.0.0.2,127.0.0.3 none=[]" in result.text

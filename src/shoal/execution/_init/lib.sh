@@ -1278,6 +1278,26 @@ _sh_output() { # step-id key -> _sh_r (null when the step left no such output)
 	fi
 }
 
+_sh_service() { # name index key -> _sh_r, as the services toolkit published it (null: not there)
+	if [ -f "$_sh_state/services/$1/$2/$3" ]; then
+		_sh_readfile "$_sh_state/services/$1/$2/$3"
+		_sh_r=s$_sh_s
+	else
+		_sh_r=z
+	fi
+}
+
+_sh_services() { # name key -> _sh_r, the list over the instances 0, 1, ... (services.<name>.*.<key>)
+	_sh_si=0 _sh_sl=l
+	while [ -d "$_sh_state/services/$1/$_sh_si" ]; do
+		_sh_service "$1" "$_sh_si" "$2"
+		_sh_str "$_sh_r"
+		_sh_sl=$_sh_sl$_sh_nl$_sh_s
+		_sh_si=$((_sh_si + 1))
+	done
+	_sh_r=$_sh_sl
+}
+
 # ------------------------------------------------------------------------------------------------
 
 if [ -z "${_sh_sourced-}" ]; then
