@@ -43,16 +43,29 @@ GROUP_SIZE = 20
 def generate(steps: int = STEPS) -> str:
     """A multi-document YAML: two templates and one workflow with ``steps`` leaf steps."""
     templates = [
-        {"apiVersion": "testworkflows.testkube.io/v1", "kind": "TestWorkflowTemplate",
-         "metadata": {"name": "bench--base"},
-         "spec": {"config": {"cpu": {"type": "string", "default": "100m"}},
-                  "container": {"image": "alpine:3.20", "resources": {"requests": {"cpu": "{{ config.cpu }}"}},
-                                "env": [{"name": "BASE", "value": "base"}]},
-                  "setup": [{"name": "Template setup", "shell": "echo setup {{ config.cpu }}"}]}},
-        {"apiVersion": "testworkflows.testkube.io/v1", "kind": "TestWorkflowTemplate",
-         "metadata": {"name": "bench--step"},
-         "spec": {"config": {"label": {"type": "string", "default": "x"}},
-                  "container": {"env": [{"name": "LABEL", "value": "{{ config.label }}"}]}}},
+        {
+            "apiVersion": "testworkflows.testkube.io/v1",
+            "kind": "TestWorkflowTemplate",
+            "metadata": {"name": "bench--base"},
+            "spec": {
+                "config": {"cpu": {"type": "string", "default": "100m"}},
+                "container": {
+                    "image": "alpine:3.20",
+                    "resources": {"requests": {"cpu": "{{ config.cpu }}"}},
+                    "env": [{"name": "BASE", "value": "base"}],
+                },
+                "setup": [{"name": "Template setup", "shell": "echo setup {{ config.cpu }}"}],
+            },
+        },
+        {
+            "apiVersion": "testworkflows.testkube.io/v1",
+            "kind": "TestWorkflowTemplate",
+            "metadata": {"name": "bench--step"},
+            "spec": {
+                "config": {"label": {"type": "string", "default": "x"}},
+                "container": {"env": [{"name": "LABEL", "value": "{{ config.label }}"}]},
+            },
+        },
     ]
     groups: list[dict[str, Any]] = []
     n = 0
@@ -61,7 +74,7 @@ def generate(steps: int = STEPS) -> str:
         for _ in range(min(GROUP_SIZE, steps - n)):
             step: dict[str, Any] = {
                 "name": f"Step {n} of {{{{ workflow.name }}}}",
-                "shell": f"echo {n} {{{{ config.message }}}} {{{{ execution.id }}}} \"{{{{ env.HOME }}}}\"",
+                "shell": f'echo {n} {{{{ config.message }}}} {{{{ execution.id }}}} "{{{{ env.HOME }}}}"',
             }
             if n % 5 == 0:
                 step["use"] = [{"name": "bench/step", "config": {"label": f"l{n}"}}]
@@ -75,18 +88,30 @@ def generate(steps: int = STEPS) -> str:
                 step["optional"] = True
             children.append(step)
             n += 1
-        groups.append({"name": f"Group {len(groups)}", "steps": [
-            {"name": f"Inner {len(groups)}", "container": {"workingDir": "/data/{{ config.dir }}"},
-             "steps": children}]})
+        groups.append(
+            {
+                "name": f"Group {len(groups)}",
+                "steps": [
+                    {
+                        "name": f"Inner {len(groups)}",
+                        "container": {"workingDir": "/data/{{ config.dir }}"},
+                        "steps": children,
+                    }
+                ],
+            }
+        )
     workflow = {
-        "apiVersion": "testworkflows.testkube.io/v1", "kind": "TestWorkflow",
+        "apiVersion": "testworkflows.testkube.io/v1",
+        "kind": "TestWorkflow",
         "metadata": {"name": "bench-1000", "labels": {"team": "perf"}},
         "spec": {
             "use": [{"name": "bench/base", "config": {"cpu": "250m"}}],
-            "config": {"message": {"type": "string", "default": "hello"},
-                       "enabled": {"type": "boolean", "default": "true"},
-                       "timeout": {"type": "string", "default": "10m"},
-                       "dir": {"type": "string", "default": "work"}},
+            "config": {
+                "message": {"type": "string", "default": "hello"},
+                "enabled": {"type": "boolean", "default": "true"},
+                "timeout": {"type": "string", "default": "10m"},
+                "dir": {"type": "string", "default": "work"},
+            },
             "job": {"labels": {"run": "{{ execution.id }}"}},
             "steps": groups,
         },
@@ -105,7 +130,9 @@ def _median_ms(fn: Callable[[], Any], runs: int = RUNS) -> float:
 
 
 def _emit(name: str, value: float, unit: str) -> None:
-    print(json.dumps({"bench": "compile", "name": name, "value": round(value, 3), "unit": unit, "runs": RUNS}))
+    print(
+        json.dumps({"bench": "compile", "name": name, "value": round(value, 3), "unit": unit, "runs": RUNS})
+    )
 
 
 def main() -> None:
@@ -120,7 +147,9 @@ def main() -> None:
             problems = validate_documents(docs)
             if problems:
                 raise SystemExit(f"bench workflow is invalid: {problems[0]}")
-            templates = {internal_template_name(str(d.name)): d for d in docs if d.kind == "TestWorkflowTemplate"}
+            templates = {
+                internal_template_name(str(d.name)): d for d in docs if d.kind == "TestWorkflowTemplate"
+            }
             workflow = next(d for d in docs if d.kind == "TestWorkflow")
             return compile_workflow(workflow, templates, {}, context, validate=False)
 
@@ -128,7 +157,9 @@ def main() -> None:
             return list(yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader))
 
         docs = load_file(path)
-        templates = {internal_template_name(str(d.name)): d.data for d in docs if d.kind == "TestWorkflowTemplate"}
+        templates = {
+            internal_template_name(str(d.name)): d.data for d in docs if d.kind == "TestWorkflowTemplate"
+        }
         data = next(d for d in docs if d.kind == "TestWorkflow").data
 
         def compile_only() -> Any:

@@ -19,21 +19,35 @@ from shoal.workflow import (
 CONTEXT = ExecutionContext(id="0123456789abcdef01234567", number=7, scheduled_at="2026-01-02T03:04:05.000Z")
 
 
-def workflow(spec: Mapping[str, Any], name: str = "wf", labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+def workflow(
+    spec: Mapping[str, Any], name: str = "wf", labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name}
     if labels:
         metadata["labels"] = dict(labels)
-    return {"apiVersion": "testworkflows.testkube.io/v1", "kind": "TestWorkflow", "metadata": metadata,
-            "spec": dict(spec)}
+    return {
+        "apiVersion": "testworkflows.testkube.io/v1",
+        "kind": "TestWorkflow",
+        "metadata": metadata,
+        "spec": dict(spec),
+    }
 
 
 def template(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "testworkflows.testkube.io/v1", "kind": "TestWorkflowTemplate",
-            "metadata": {"name": name}, "spec": dict(spec)}
+    return {
+        "apiVersion": "testworkflows.testkube.io/v1",
+        "kind": "TestWorkflowTemplate",
+        "metadata": {"name": name},
+        "spec": dict(spec),
+    }
 
 
-def compile_spec(spec: Mapping[str, Any], templates: Mapping[str, Any] | None = None,
-                 config: Mapping[str, str] | None = None, **kw: Any) -> CompiledWorkflow:
+def compile_spec(
+    spec: Mapping[str, Any],
+    templates: Mapping[str, Any] | None = None,
+    config: Mapping[str, str] | None = None,
+    **kw: Any,
+) -> CompiledWorkflow:
     return compile_workflow(workflow(spec), templates or {}, config or {}, kw.pop("context", CONTEXT), **kw)
 
 

@@ -48,14 +48,19 @@ def _run(app: typer.Typer, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_validate_accepts_valid_files_and_knows_templates_of_other_files(app: typer.Typer, tmp_path: Path) -> None:
+def test_validate_accepts_valid_files_and_knows_templates_of_other_files(
+    app: typer.Typer, tmp_path: Path
+) -> None:
     (tmp_path / "wf.yaml").write_text(WORKFLOW)
     (tmp_path / "tpl.yaml").write_text(TEMPLATE)
     code, out, _ = _run(app, "validate", str(tmp_path / "wf.yaml"), str(tmp_path / "tpl.yaml"))
     assert code == 0 and "2 documents valid" in out
     code, _, err = _run(app, "validate", str(tmp_path / "wf.yaml"))
     assert code == 2
-    assert err.strip() == f"{tmp_path / 'wf.yaml'}:7:16: spec.use[0].name: template 'greet' not found in the given files"
+    assert (
+        err.strip()
+        == f"{tmp_path / 'wf.yaml'}:7:16: spec.use[0].name: template 'greet' not found in the given files"
+    )
 
 
 def test_validate_reports_one_line_per_problem(app: typer.Typer, tmp_path: Path) -> None:
@@ -67,7 +72,12 @@ def test_validate_reports_one_line_per_problem(app: typer.Typer, tmp_path: Path)
     assert len(lines) == 2
     for line in lines:
         file, lineno, col, rest = line.split(":", 3)
-        assert file.endswith("bad.yaml") and lineno.isdigit() and col.isdigit() and rest.startswith(" spec.steps[")
+        assert (
+            file.endswith("bad.yaml")
+            and lineno.isdigit()
+            and col.isdigit()
+            and rest.startswith(" spec.steps[")
+        )
 
 
 def test_validate_the_corpus(app: typer.Typer) -> None:
@@ -92,8 +102,17 @@ def test_compile_prints_the_plan(app: typer.Typer, tmp_path: Path) -> None:
 
 
 def test_compile_with_template_dir_and_name(app: typer.Typer) -> None:
-    code, out, err = _run(app, "compile", str(CORPUS / "workflows" / "showcase.yaml"), "--name", "k6-distributed",
-                          "--template-dir", str(CORPUS / "templates"), "--config", "workers=5")
+    code, out, err = _run(
+        app,
+        "compile",
+        str(CORPUS / "workflows" / "showcase.yaml"),
+        "--name",
+        "k6-distributed",
+        "--template-dir",
+        str(CORPUS / "templates"),
+        "--config",
+        "workers=5",
+    )
     assert code == 0, err
     plan = json.loads(out)
     parallel = next(s for s in plan["stages"].values() if s["kind"] == "parallel")
@@ -108,8 +127,13 @@ def test_compile_needs_a_name_when_the_file_has_several(app: typer.Typer) -> Non
 
 
 def test_compile_reports_resolution_failures(app: typer.Typer) -> None:
-    code, _, err = _run(app, "compile", str(CORPUS / "workflows" / "edge-cases-expected-fails.yaml"),
-                        "--name", "expected-fail-volume-not-mounted")
+    code, _, err = _run(
+        app,
+        "compile",
+        str(CORPUS / "workflows" / "edge-cases-expected-fails.yaml"),
+        "--name",
+        "expected-fail-volume-not-mounted",
+    )
     assert code == 2 and "'missing-volume'" in err and err.count("\n") == 1
 
 

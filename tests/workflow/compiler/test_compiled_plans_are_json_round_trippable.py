@@ -13,12 +13,31 @@ from tests.workflow.compiler.compiler_helpers import CONTEXT, template, workflow
 
 names = st.text(alphabet="abcdefgh xyz-_", min_size=1, max_size=12)
 scripts = st.one_of(
-    st.sampled_from(["echo hi", "exit 1", "echo {{ config.word }}", "echo {{ env.HOME }}", "ls {{ step.results }}",
-                     "echo {{ execution.id }}", "echo {{ len(config.word) }}"]),
+    st.sampled_from(
+        [
+            "echo hi",
+            "exit 1",
+            "echo {{ config.word }}",
+            "echo {{ env.HOME }}",
+            "ls {{ step.results }}",
+            "echo {{ execution.id }}",
+            "echo {{ len(config.word) }}",
+        ]
+    ),
     st.text(alphabet="abc ;$()'\"{}", max_size=20),
 )
-conditions = st.sampled_from(["passed", "failed", "always", "never", "status == 'failed'", "env.X == '1'",
-                              "config.flag", "!passed || always"])
+conditions = st.sampled_from(
+    [
+        "passed",
+        "failed",
+        "always",
+        "never",
+        "status == 'failed'",
+        "env.X == '1'",
+        "config.flag",
+        "!passed || always",
+    ]
+)
 
 
 @st.composite
@@ -26,13 +45,20 @@ def steps(draw: Any, depth: int = 0) -> dict[str, Any]:
     step: dict[str, Any] = {}
     if draw(st.booleans()):
         step["name"] = draw(names)
-    kind = draw(st.sampled_from(["shell", "run", "group", "artifacts", "parallel", "delay"] if depth < 2
-                                else ["shell", "run", "artifacts", "delay"]))
+    kind = draw(
+        st.sampled_from(
+            ["shell", "run", "group", "artifacts", "parallel", "delay"]
+            if depth < 2
+            else ["shell", "run", "artifacts", "delay"]
+        )
+    )
     if kind == "shell":
         step["shell"] = draw(scripts)
     elif kind == "run":
-        step["run"] = {"image": draw(st.sampled_from(["alpine", "debian", "busybox"])),
-                       "args": draw(st.lists(scripts, max_size=3))}
+        step["run"] = {
+            "image": draw(st.sampled_from(["alpine", "debian", "busybox"])),
+            "args": draw(st.lists(scripts, max_size=3)),
+        }
     elif kind == "group":
         step["steps"] = draw(st.lists(steps(depth + 1), min_size=0, max_size=3))
     elif kind == "artifacts":
@@ -55,14 +81,24 @@ def steps(draw: Any, depth: int = 0) -> dict[str, Any]:
     return step
 
 
-TEMPLATES = {"tpl": template("tpl", {"container": {"env": [{"name": "T", "value": "t"}]},
-                                     "steps": [{"name": "from-tpl", "shell": "echo"}]})}
+TEMPLATES = {
+    "tpl": template(
+        "tpl",
+        {
+            "container": {"env": [{"name": "T", "value": "t"}]},
+            "steps": [{"name": "from-tpl", "shell": "echo"}],
+        },
+    )
+}
 
 
 @st.composite
 def specs(draw: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "config": {"word": {"type": "string", "default": "w"}, "flag": {"type": "boolean", "default": "true"}},
+        "config": {
+            "word": {"type": "string", "default": "w"},
+            "flag": {"type": "boolean", "default": "true"},
+        },
         "steps": draw(st.lists(steps(), min_size=1, max_size=5)),
     }
     if draw(st.booleans()):
@@ -87,17 +123,41 @@ def test_compiled_plans_round_trip_through_json(spec: dict[str, Any], config: di
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(alphabet="ab{}$.() ", max_size=12)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.sampled_from(["name", "shell", "steps", "run", "image", "condition",
-                                                             "parallel", "count", "matrix", "use", "config",
-                                                             "container", "env", "value", "timeout", "x"]),
-                                            inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "shell",
+                    "steps",
+                    "run",
+                    "image",
+                    "condition",
+                    "parallel",
+                    "count",
+                    "matrix",
+                    "use",
+                    "config",
+                    "container",
+                    "env",
+                    "value",
+                    "timeout",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(json_values, st.sampled_from(["steps", "setup", "after", "container", "services", "config", "pod", "use"]))
+@given(
+    json_values, st.sampled_from(["steps", "setup", "after", "container", "services", "config", "pod", "use"])
+)
 def test_random_spec_trees_never_crash_the_compiler(value: Any, key: str) -> None:
     spec: dict[str, Any] = {"steps": [{"name": "base", "shell": "echo"}]}
     spec[key] = value

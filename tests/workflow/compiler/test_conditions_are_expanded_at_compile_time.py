@@ -13,17 +13,20 @@ def _two(second: dict[str, object]) -> tuple[str, dict[str, object]]:
     return "first", {"steps": [{"name": "first", "shell": "a"}, {"name": "second", **second}]}
 
 
-@pytest.mark.parametrize(("condition", "expected"), [
-    ("passed", "{a}"),
-    ("success", "{a}"),
-    ("failed", "!{a}"),
-    ("error", "!{a}"),
-    ("always", "true"),
-    ("true", "true"),
-    ("never", "false"),
-    ("'false'", "false"),
-    ('status == "failed"', '({a}?"passed":"failed")=="failed"'),
-])
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("passed", "{a}"),
+        ("success", "{a}"),
+        ("failed", "!{a}"),
+        ("error", "!{a}"),
+        ("always", "true"),
+        ("true", "true"),
+        ("never", "false"),
+        ("'false'", "false"),
+        ('status == "failed"', '({a}?"passed":"failed")=="failed"'),
+    ],
+)
 def test_status_names_are_replaced_by_ref_expressions(condition: str, expected: str) -> None:
     _, spec = _two({"shell": "b", "condition": condition})
     plan = plan_of(spec)
@@ -40,18 +43,32 @@ def test_run_time_names_stay_in_conditions() -> None:
 
 
 def test_config_in_conditions_is_resolved() -> None:
-    plan = plan_of({"config": {"run_it": {"type": "boolean", "default": "false"}},
-                    "steps": [{"name": "x", "shell": "a", "condition": "config.run_it"}, {"name": "y", "shell": "b"}]})
+    plan = plan_of(
+        {
+            "config": {"run_it": {"type": "boolean", "default": "false"}},
+            "steps": [{"name": "x", "shell": "a", "condition": "config.run_it"}, {"name": "y", "shell": "b"}],
+        }
+    )
     assert by_name(plan, "x").condition == "false"
-    plan = plan_of({"config": {"run_it": {"type": "boolean", "default": "false"}},
-                    "steps": [{"name": "x", "shell": "a", "condition": "config.run_it"}]}, config={"run_it": "true"})
+    plan = plan_of(
+        {
+            "config": {"run_it": {"type": "boolean", "default": "false"}},
+            "steps": [{"name": "x", "shell": "a", "condition": "config.run_it"}],
+        },
+        config={"run_it": "true"},
+    )
     assert by_name(plan, "x").condition == "true"
 
 
 def test_custom_condition_is_pushed_down_to_each_operation() -> None:
-    plan = plan_of({"steps": [{"name": "first", "shell": "a"},
-                              {"name": "both", "condition": "env.GO == 'yes'", "shell": "b",
-                               "artifacts": {"paths": ["x"]}}]})
+    plan = plan_of(
+        {
+            "steps": [
+                {"name": "first", "shell": "a"},
+                {"name": "both", "condition": "env.GO == 'yes'", "shell": "b", "artifacts": {"paths": ["x"]}},
+            ]
+        }
+    )
     group = by_name(plan, "both")
     assert group.condition == "true"
     shell, artifacts = (plan.stages[r] for r in group.children)
@@ -60,11 +77,15 @@ def test_custom_condition_is_pushed_down_to_each_operation() -> None:
 
 
 def test_artifacts_beside_an_operation_always_run_but_alone_follow_the_chain() -> None:
-    plan = plan_of({"steps": [
-        {"name": "fails", "shell": "exit 1"},
-        {"name": "with-shell", "shell": "b", "artifacts": {"paths": ["x"]}},
-        {"name": "alone", "artifacts": {"paths": ["y"]}},
-    ]})
+    plan = plan_of(
+        {
+            "steps": [
+                {"name": "fails", "shell": "exit 1"},
+                {"name": "with-shell", "shell": "b", "artifacts": {"paths": ["x"]}},
+                {"name": "alone", "artifacts": {"paths": ["y"]}},
+            ]
+        }
+    )
     fails, with_shell = by_name(plan, "fails").ref, by_name(plan, "with-shell")
     shell, artifacts = (plan.stages[r] for r in with_shell.children)
     assert artifacts.condition == "true"
@@ -92,8 +113,14 @@ def test_unknown_name_in_a_condition_is_a_positioned_problem() -> None:
 
 
 def test_retry_until_keeps_self_and_status_names() -> None:
-    plan = plan_of({"steps": [{"name": "r", "shell": "a", "retry": {"count": 3, "until": "self.passed"}},
-                              {"name": "d", "shell": "a", "retry": {"count": 2}}]})
+    plan = plan_of(
+        {
+            "steps": [
+                {"name": "r", "shell": "a", "retry": {"count": 3, "until": "self.passed"}},
+                {"name": "d", "shell": "a", "retry": {"count": 2}},
+            ]
+        }
+    )
     retry = by_name(plan, "r").retry
     assert retry is not None and retry.count == 3 and retry.until == "self.passed"
     default = by_name(plan, "d").retry

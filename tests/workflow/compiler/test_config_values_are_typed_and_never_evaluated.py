@@ -20,9 +20,16 @@ def _shell(config: dict[str, object], shell: str, values: dict[str, str] | None 
 
 
 def test_types_cast_values() -> None:
-    config = {"i": {"type": "integer", "default": "7"}, "n": {"type": "number", "default": "1.5"},
-              "b": {"type": "boolean", "default": "off"}, "s": {"type": "string", "default": 12}}
-    assert _shell(config, "{{ config.i + 1 }} {{ config.n * 2 }} {{ config.b }} {{ config.s + 1 }}") == "8 3 false 121"
+    config = {
+        "i": {"type": "integer", "default": "7"},
+        "n": {"type": "number", "default": "1.5"},
+        "b": {"type": "boolean", "default": "off"},
+        "s": {"type": "string", "default": 12},
+    }
+    assert (
+        _shell(config, "{{ config.i + 1 }} {{ config.n * 2 }} {{ config.b }} {{ config.s + 1 }}")
+        == "8 3 false 121"
+    )
     assert _shell(config, "{{ config.i }} {{ config.n }}", {"i": "41", "n": "2.25"}) == "41 2.25"
 
 
@@ -37,18 +44,30 @@ def test_bad_typed_run_time_value_is_a_problem() -> None:
 
 
 def test_defaults_may_use_expressions() -> None:
-    config = {"id": {"type": "string", "default": "run-{{ execution.id }}"},
-              "twice": {"type": "integer", "default": "{{ 2 * 21 }}"}}
+    config = {
+        "id": {"type": "string", "default": "run-{{ execution.id }}"},
+        "twice": {"type": "integer", "default": "{{ 2 * 21 }}"},
+    }
     assert _shell(config, "{{ config.id }} {{ config.twice }}") == f"run-{CONTEXT.id} 42"
 
 
-@pytest.mark.parametrize("value", ["{{ 1+1 }}", "$(rm -rf /)", "config.other", "{{ env.HOME }}", "a}}b{{c",
-                                   "'; echo pwned; '"])
+@pytest.mark.parametrize(
+    "value", ["{{ 1+1 }}", "$(rm -rf /)", "config.other", "{{ env.HOME }}", "a}}b{{c", "'; echo pwned; '"]
+)
 def test_run_time_values_are_plain_strings(value: str) -> None:
-    plan = plan_of({"config": {"x": {"type": "string"}},
-                    "steps": [{"name": "s", "shell": "echo {{ shellquote(config.x) }}", "run": {
-                        "image": "alpine", "env": [{"name": "X", "value": "{{ config.x }}"}]}}]},
-                   config={"x": value})
+    plan = plan_of(
+        {
+            "config": {"x": {"type": "string"}},
+            "steps": [
+                {
+                    "name": "s",
+                    "shell": "echo {{ shellquote(config.x) }}",
+                    "run": {"image": "alpine", "env": [{"name": "X", "value": "{{ config.x }}"}]},
+                }
+            ],
+        },
+        config={"x": value},
+    )
     assert plan.config["x"] == ConfigValue(value)
     run = next(s for s in plan.stages.values() if s.kind == "run")
     env = {e.name: e.value for e in run.env}
@@ -67,7 +86,10 @@ def test_undeclared_run_time_keys_are_ignored() -> None:
 
 
 def test_required_parameter_without_value_fails_resolution_where_it_is_used() -> None:
-    spec = {"config": {"must": {"type": "string"}}, "steps": [{"name": "s", "shell": "echo {{ config.must }}"}]}
+    spec = {
+        "config": {"must": {"type": "string"}},
+        "steps": [{"name": "s", "shell": "echo {{ config.must }}"}],
+    }
     with pytest.raises(ResolutionError) as caught:
         plan_of(spec)
     assert "'must' is required" in caught.value.problems[0].message
@@ -79,12 +101,22 @@ def test_required_parameter_without_value_fails_resolution_where_it_is_used() ->
 
 def test_sensitive_values_never_reach_the_plan() -> None:
     secret = "s3cr3t-VALUE-42"
-    compiled = compile_spec({
-        "config": {"token": {"type": "string", "sensitive": True},
-                   "pin": {"type": "integer", "sensitive": True, "default": "9876"}},
-        "steps": [{"name": "use", "shell": "login {{ config.token }} {{ config.pin + 1 }}",
-                   "run": {"image": "alpine", "env": [{"name": "T", "value": "{{ config.token }}"}]}}],
-    }, config={"token": secret})
+    compiled = compile_spec(
+        {
+            "config": {
+                "token": {"type": "string", "sensitive": True},
+                "pin": {"type": "integer", "sensitive": True, "default": "9876"},
+            },
+            "steps": [
+                {
+                    "name": "use",
+                    "shell": "login {{ config.token }} {{ config.pin + 1 }}",
+                    "run": {"image": "alpine", "env": [{"name": "T", "value": "{{ config.token }}"}]},
+                }
+            ],
+        },
+        config={"token": secret},
+    )
     text = json.dumps(compiled.plan.to_dict())
     assert secret not in text and "9876" not in text
     assert compiled.plan.config["token"] == ConfigValue(None, sensitive=True)
@@ -95,6 +127,11 @@ def test_sensitive_values_never_reach_the_plan() -> None:
 
 
 def test_plan_records_config_values_and_their_origin() -> None:
-    plan = plan_of({"config": {"a": {"type": "string", "default": "x"}, "b": {"type": "integer", "default": "1"}},
-                    "steps": [{"shell": "x"}]}, config={"b": "5"})
+    plan = plan_of(
+        {
+            "config": {"a": {"type": "string", "default": "x"}, "b": {"type": "integer", "default": "1"}},
+            "steps": [{"shell": "x"}],
+        },
+        config={"b": "5"},
+    )
     assert plan.config == {"a": ConfigValue("x", default=True), "b": ConfigValue("5")}

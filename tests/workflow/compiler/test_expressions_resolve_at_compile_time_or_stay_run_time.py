@@ -14,34 +14,56 @@ def _shell(shell: str, **kw: object) -> str:
 
 
 def test_execution_and_workflow_variables_are_substituted() -> None:
-    context = ExecutionContext(id="aaaaaaaaaaaaaaaaaaaaaaaa", number=3, organization="org-1", environment="env-1",
-                               dashboard_url="https://dash", scheduled_at="2026-05-06T07:08:09.000Z",
-                               running_context={"actor": {"name": "ann", "type": "user"}})
-    shell = ("{{ execution.id }} {{ execution.number }} {{ execution.name }} {{ workflow.name }} "
-             "{{ resource.id }} {{ resource.root }} {{ organization.id }} {{ environment.id }} {{ dashboard.url }} "
-             "{{ execution.runningContext.actor.name }} {{ execution.groupId }}")
+    context = ExecutionContext(
+        id="aaaaaaaaaaaaaaaaaaaaaaaa",
+        number=3,
+        organization="org-1",
+        environment="env-1",
+        dashboard_url="https://dash",
+        scheduled_at="2026-05-06T07:08:09.000Z",
+        running_context={"actor": {"name": "ann", "type": "user"}},
+    )
+    shell = (
+        "{{ execution.id }} {{ execution.number }} {{ execution.name }} {{ workflow.name }} "
+        "{{ resource.id }} {{ resource.root }} {{ organization.id }} {{ environment.id }} {{ dashboard.url }} "
+        "{{ execution.runningContext.actor.name }} {{ execution.groupId }}"
+    )
     assert _shell(shell, context=context) == (
         "aaaaaaaaaaaaaaaaaaaaaaaa 3 wf-3 wf aaaaaaaaaaaaaaaaaaaaaaaa aaaaaaaaaaaaaaaaaaaaaaaa org-1 env-1 "
-        "https://dash ann aaaaaaaaaaaaaaaaaaaaaaaa")
+        "https://dash ann aaaaaaaaaaaaaaaaaaaaaaaa"
+    )
 
 
 def test_labels_are_available_with_mangled_keys() -> None:
     from shoal.workflow import compile_workflow
     from tests.workflow.compiler.compiler_helpers import workflow
 
-    data = workflow({"steps": [{"name": "s", "shell": "{{ labels.app_kubernetes_io_name }} {{ workflow.labels.team }}"}]},
-                    labels={"app.kubernetes.io/name": "shop", "team": "blue"})
+    data = workflow(
+        {"steps": [{"name": "s", "shell": "{{ labels.app_kubernetes_io_name }} {{ workflow.labels.team }}"}]},
+        labels={"app.kubernetes.io/name": "shop", "team": "blue"},
+    )
     plan = compile_workflow(data, {}, {}, CONTEXT).plan
     assert by_name(plan, "s").shell == "shop blue"
     assert plan.labels == {"app.kubernetes.io/name": "shop", "team": "blue"}
 
 
-@pytest.mark.parametrize("shell", [
-    "{{ env.HOME }}", "{{ step.results }}", "{{ step.build.outputs.token }}", "{{ self.status }}",
-    "{{ output.x }}", "{{ services.db.0.ip }}", "{{ file('/tmp/x') }}", "{{ len(glob('/data/**')) }}",
-    "{{ shellquote(env.A, env.B) }}", "{{ trim(string(env.X)) }}", "{{ join(split('a,b'), env.SEP) }}",
-    '{{ at(services, "name-with-dash").0.ip }}',
-])
+@pytest.mark.parametrize(
+    "shell",
+    [
+        "{{ env.HOME }}",
+        "{{ step.results }}",
+        "{{ step.build.outputs.token }}",
+        "{{ self.status }}",
+        "{{ output.x }}",
+        "{{ services.db.0.ip }}",
+        "{{ file('/tmp/x') }}",
+        "{{ len(glob('/data/**')) }}",
+        "{{ shellquote(env.A, env.B) }}",
+        "{{ trim(string(env.X)) }}",
+        "{{ join(split('a,b'), env.SEP) }}",
+        '{{ at(services, "name-with-dash").0.ip }}',
+    ],
+)
 def test_run_time_names_stay_symbolic(shell: str) -> None:
     out = _shell(shell)
     assert out.startswith("{{") and out.endswith("}}")
@@ -89,19 +111,28 @@ def test_instance_variables_outside_parallel_are_unknown() -> None:
 
 
 def test_instance_variables_stay_inside_parallel_and_services() -> None:
-    plan = plan_of({"services": {"db": {"image": "pg", "shell": "echo {{ index }} {{ matrix.v }}",
-                                        "matrix": {"v": ["a", "b"]}}},
-                    "steps": [{"name": "p", "parallel": {"count": 2, "shell": "echo {{ index }}/{{ count }}"}}]})
+    plan = plan_of(
+        {
+            "services": {
+                "db": {"image": "pg", "shell": "echo {{ index }} {{ matrix.v }}", "matrix": {"v": ["a", "b"]}}
+            },
+            "steps": [{"name": "p", "parallel": {"count": 2, "shell": "echo {{ index }}/{{ count }}"}}],
+        }
+    )
     assert by_name(plan, "p").spec["parallel"]["shell"] == "echo {{index}}/{{count}}"
     start = next(s for s in plan.stages.values() if s.kind == "services-start")
     assert start.spec["services"]["db"]["shell"] == "echo {{index}} {{matrix.v}}"
 
 
 def test_pod_and_job_fields_must_be_static() -> None:
-    plan = plan_of({"config": {"namespace": {"type": "string", "default": "ns-{{ execution.number }}"}},
-                    "job": {"namespace": "{{ config.namespace }}", "labels": {"run": "{{ execution.id }}"}},
-                    "pod": {"labels": {"w": "{{ workflow.name }}"}},
-                    "steps": [{"shell": "x"}]})
+    plan = plan_of(
+        {
+            "config": {"namespace": {"type": "string", "default": "ns-{{ execution.number }}"}},
+            "job": {"namespace": "{{ config.namespace }}", "labels": {"run": "{{ execution.id }}"}},
+            "pod": {"labels": {"w": "{{ workflow.name }}"}},
+            "steps": [{"shell": "x"}],
+        }
+    )
     assert plan.job == {"namespace": "ns-7", "labels": {"run": CONTEXT.id}}
     assert plan.pod == {"labels": {"w": "wf"}}
     with pytest.raises(WorkflowError, match="must be known before the run starts"):
@@ -112,22 +143,35 @@ def test_pod_and_job_fields_must_be_static() -> None:
 
 def test_execution_tags_merge_spec_and_run_tags() -> None:
     context = ExecutionContext(id="bbbbbbbbbbbbbbbbbbbbbbbb", tags={"from-run": "yes", "shared": "run"})
-    plan = plan_of({"execution": {"tags": {"id": "{{ execution.id }}", "shared": "spec"}},
-                    "steps": [{"name": "s", "shell": "{{ execution.tags.shared }}"}]}, context=context)
+    plan = plan_of(
+        {
+            "execution": {"tags": {"id": "{{ execution.id }}", "shared": "spec"}},
+            "steps": [{"name": "s", "shell": "{{ execution.tags.shared }}"}],
+        },
+        context=context,
+    )
     assert plan.tags == {"id": "bbbbbbbbbbbbbbbbbbbbbbbb", "shared": "run", "from-run": "yes"}
     assert by_name(plan, "s").shell == "run"
 
 
 def test_pvc_names_are_known_at_compile_time() -> None:
-    plan = plan_of({"pvcs": {"cache": {"resources": {"requests": {"storage": "1Gi"}}}},
-                    "pod": {"volumes": [{"name": "c", "persistentVolumeClaim": {"claimName": "{{ pvcs.cache.name }}"}}]},
-                    "steps": [{"shell": "x"}]})
+    plan = plan_of(
+        {
+            "pvcs": {"cache": {"resources": {"requests": {"storage": "1Gi"}}}},
+            "pod": {
+                "volumes": [{"name": "c", "persistentVolumeClaim": {"claimName": "{{ pvcs.cache.name }}"}}]
+            },
+            "steps": [{"shell": "x"}],
+        }
+    )
     assert plan.pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == f"{CONTEXT.id}-cache"
     assert plan.pvcs == {"cache": {"resources": {"requests": {"storage": "1Gi"}}}}
 
 
 def test_secret_and_credential_become_env_vars() -> None:
-    plan = plan_of({"steps": [{"name": "s", "shell": "{{ secret('db', 'password') }} {{ credential('api') }}"}]})
+    plan = plan_of(
+        {"steps": [{"name": "s", "shell": "{{ secret('db', 'password') }} {{ credential('api') }}"}]}
+    )
     stage = by_name(plan, "s")
     refs = {e.name: e.value_from for e in stage.env if e.sensitive}
     assert {"secretKeyRef": {"name": "db", "key": "password"}} in refs.values()
@@ -137,9 +181,21 @@ def test_secret_and_credential_become_env_vars() -> None:
 
 
 def test_argv_items_that_are_pure_list_expressions_expand() -> None:
-    plan = plan_of({"config": {"extra": {"type": "string", "default": "-a,-b"}},
-                    "steps": [{"name": "r", "run": {"image": "alpine", "command": ["tool"],
-                                                    "args": ["{{ split(config.extra) }}", "x{{ 1 }}", "{{ env.Y }}"]}}]})
+    plan = plan_of(
+        {
+            "config": {"extra": {"type": "string", "default": "-a,-b"}},
+            "steps": [
+                {
+                    "name": "r",
+                    "run": {
+                        "image": "alpine",
+                        "command": ["tool"],
+                        "args": ["{{ split(config.extra) }}", "x{{ 1 }}", "{{ env.Y }}"],
+                    },
+                }
+            ],
+        }
+    )
     stage = by_name(plan, "r")
     assert stage.command == ["tool"]
     assert stage.args == ["-a", "-b", "x1", "{{env.Y}}"]

@@ -35,10 +35,18 @@ def test_negative_or_non_numeric_counts_are_errors() -> None:
 
 
 def test_matrix_is_a_cartesian_product_in_sorted_key_order() -> None:
-    instances = expand_instances({"matrix": {"os": ["linux", "mac"], "browser": ["chrome", "firefox", "safari"]}})
+    instances = expand_instances(
+        {"matrix": {"os": ["linux", "mac"], "browser": ["chrome", "firefox", "safari"]}}
+    )
     combos = [(i["matrix"]["browser"], i["matrix"]["os"]) for i in instances]
-    assert combos == [("chrome", "linux"), ("chrome", "mac"), ("firefox", "linux"), ("firefox", "mac"),
-                      ("safari", "linux"), ("safari", "mac")]
+    assert combos == [
+        ("chrome", "linux"),
+        ("chrome", "mac"),
+        ("firefox", "linux"),
+        ("firefox", "mac"),
+        ("safari", "linux"),
+        ("safari", "mac"),
+    ]
     assert [i["matrixIndex"] for i in instances] == list(range(6))
     assert {i["matrixCount"] for i in instances} == {6}
     assert instances[3]["matrix.os"] == "mac"
@@ -55,8 +63,9 @@ def test_shards_split_contiguously_with_the_remainder_first() -> None:
 def test_shards_times_matrix() -> None:
     instances = expand_instances({"count": 2, "shards": {"f": [1, 2, 3]}, "matrix": {"v": ["x", "y"]}})
     assert len(instances) == 4
-    assert [(i["index"], i["shardIndex"], i["matrixIndex"], i["matrix"]["v"], i["shard"]["f"]) for i in instances] == [
-        (0, 0, 0, "x", [1, 2]), (1, 1, 0, "x", [3]), (2, 0, 1, "y", [1, 2]), (3, 1, 1, "y", [3])]
+    assert [
+        (i["index"], i["shardIndex"], i["matrixIndex"], i["matrix"]["v"], i["shard"]["f"]) for i in instances
+    ] == [(0, 0, 0, "x", [1, 2]), (1, 1, 0, "x", [3]), (2, 0, 1, "y", [1, 2]), (3, 1, 1, "y", [3])]
     assert {i["count"] for i in instances} == {4}
 
 
@@ -67,16 +76,29 @@ def test_dynamic_lists_are_expressions() -> None:
 
 
 def test_worker_plan_binds_instance_variables_and_global_env() -> None:
-    plan = plan_of({"config": {"workers": {"type": "integer", "default": "3"}},
-                    "container": {"image": "alpine", "env": [{"name": "G", "value": "g", "global": True},
-                                                             {"name": "L", "value": "l"}]},
-                    "steps": [{"name": "p", "parallel": {
+    plan = plan_of(
+        {
+            "config": {"workers": {"type": "integer", "default": "3"}},
+            "container": {
+                "image": "alpine",
+                "env": [{"name": "G", "value": "g", "global": True}, {"name": "L", "value": "l"}],
+            },
+            "steps": [
+                {
+                    "name": "p",
+                    "parallel": {
                         "count": "config.workers",
                         "description": "worker {{ index }}",
                         "matrix": {"browser": ["chrome", "firefox"]},
-                        "run": {"image": "k6", "args": ["{{ index }}/{{ count }}", "{{ matrix.browser }}",
-                                                        "{{ execution.id }}"]},
-                    }}]})
+                        "run": {
+                            "image": "k6",
+                            "args": ["{{ index }}/{{ count }}", "{{ matrix.browser }}", "{{ execution.id }}"],
+                        },
+                    },
+                }
+            ],
+        }
+    )
     ref = by_name(plan, "p").ref
     assert by_name(plan, "p").spec["parallel"]["count"] == 3
     worker = compile_worker(plan, ref, 4)
@@ -90,10 +112,20 @@ def test_worker_plan_binds_instance_variables_and_global_env() -> None:
 
 
 def test_service_instance_plan() -> None:
-    plan = plan_of({"container": {"env": [{"name": "G", "value": "g", "global": True}]},
-                    "services": {"db": {"image": "postgres:16", "count": 2, "shell": "serve {{ index }}",
-                                        "readinessProbe": {"tcpSocket": {"port": 5432}}}},
-                    "steps": [{"shell": "psql -h {{ services.db.0.ip }}"}]})
+    plan = plan_of(
+        {
+            "container": {"env": [{"name": "G", "value": "g", "global": True}]},
+            "services": {
+                "db": {
+                    "image": "postgres:16",
+                    "count": 2,
+                    "shell": "serve {{ index }}",
+                    "readinessProbe": {"tcpSocket": {"port": 5432}},
+                }
+            },
+            "steps": [{"shell": "psql -h {{ services.db.0.ip }}"}],
+        }
+    )
     start = next(s for s in plan.stages.values() if s.kind == "services-start")
     instance = compile_service_instance(plan, start.ref, "db", 1)
     op = next(s for s in instance.stages.values() if s.kind == "shell")
@@ -116,8 +148,14 @@ def test_shards_partition_the_list_in_order(values: list[int], count: int) -> No
     assert sizes == sorted(sizes, reverse=True) and max(sizes) - min(sizes) <= 1
 
 
-@given(st.dictionaries(st.sampled_from("abcd"), st.lists(st.integers(), min_size=1, max_size=3, unique=True),
-                       min_size=1, max_size=3))
+@given(
+    st.dictionaries(
+        st.sampled_from("abcd"),
+        st.lists(st.integers(), min_size=1, max_size=3, unique=True),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_matrix_enumerates_every_combination_once(matrix: dict[str, list[int]]) -> None:
     instances = expand_instances({"matrix": matrix})
     combos = [tuple(i["matrix"][k] for k in sorted(matrix)) for i in instances]

@@ -29,23 +29,40 @@ def test_refs_depend_on_the_workflow_name() -> None:
     assert set(a.stages) & set(b.stages) == {"root"}
 
 
-@pytest.mark.parametrize(("text", "ms"), [("30s", 30_000), ("5m", 300_000), ("1h30m", 5_400_000),
-                                          ("1.5s", 1500), ("250ms", 250), ("0", 0)])
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("30s", 30_000), ("5m", 300_000), ("1h30m", 5_400_000), ("1.5s", 1500), ("250ms", 250), ("0", 0)],
+)
 def test_go_durations(text: str, ms: int) -> None:
     assert parse_duration_ms(text) == ms
 
 
 def test_timeout_retry_paused_reach_the_stage() -> None:
-    plan = plan_of({"steps": [{"name": "t", "timeout": "1m30s", "retry": {"count": 2, "until": "self.passed"},
-                               "paused": True, "shell": "x"}]})
+    plan = plan_of(
+        {
+            "steps": [
+                {
+                    "name": "t",
+                    "timeout": "1m30s",
+                    "retry": {"count": 2, "until": "self.passed"},
+                    "paused": True,
+                    "shell": "x",
+                }
+            ]
+        }
+    )
     stage = by_name(plan, "t")
     assert stage.timeout_ms == 90_000 and stage.paused
     assert stage.retry is not None and stage.retry.count == 2
 
 
 def test_timeout_from_config_is_resolved() -> None:
-    plan = plan_of({"config": {"t": {"type": "string", "default": "45s"}},
-                    "steps": [{"name": "t", "timeout": "{{ config.t }}", "shell": "x"}]})
+    plan = plan_of(
+        {
+            "config": {"t": {"type": "string", "default": "45s"}},
+            "steps": [{"name": "t", "timeout": "{{ config.t }}", "shell": "x"}],
+        }
+    )
     assert by_name(plan, "t").timeout_ms == 45_000
 
 
@@ -56,8 +73,15 @@ def test_paused_step_without_operations_gets_a_wait_stage() -> None:
 
 
 def test_step_ids_are_explicit_or_derived_and_unique() -> None:
-    plan = plan_of({"steps": [{"name": "Run tests!", "shell": "a"}, {"name": "Run tests", "shell": "b"},
-                              {"id": "mine", "name": "x", "shell": "c"}]})
+    plan = plan_of(
+        {
+            "steps": [
+                {"name": "Run tests!", "shell": "a"},
+                {"name": "Run tests", "shell": "b"},
+                {"id": "mine", "name": "x", "shell": "c"},
+            ]
+        }
+    )
     assert [n.id for n in plan.signature] == ["run_tests", "run_tests_1", "mine"]
     assert derive_step_id("  Ünïcode ") == ""
     assert derive_step_id("K6 / Smoke") == "k6_smoke"
@@ -78,10 +102,14 @@ def test_optional_negative_single_step() -> None:
 
 
 def test_events_target_concurrency_and_silent_are_kept() -> None:
-    plan = plan_of({"events": [{"cronjob": {"cron": "*/5 * * * *", "timezone": "Europe/Paris"}}],
-                    "execution": {"target": {"match": {"name": ["runner-1"]}}, "silent": True},
-                    "concurrency": {"group": "g", "max": 1},
-                    "steps": [{"shell": "x"}]})
+    plan = plan_of(
+        {
+            "events": [{"cronjob": {"cron": "*/5 * * * *", "timezone": "Europe/Paris"}}],
+            "execution": {"target": {"match": {"name": ["runner-1"]}}, "silent": True},
+            "concurrency": {"group": "g", "max": 1},
+            "steps": [{"shell": "x"}],
+        }
+    )
     assert plan.events == [{"cronjob": {"cron": "*/5 * * * *", "timezone": "Europe/Paris"}}]
     assert plan.target == {"match": {"name": ["runner-1"]}}
     assert plan.concurrency == {"group": "g", "max": 1}
@@ -89,11 +117,20 @@ def test_events_target_concurrency_and_silent_are_kept() -> None:
 
 
 def test_execute_and_parallel_keep_their_spec() -> None:
-    plan = plan_of({"steps": [
-        {"name": "e", "execute": {"parallelism": 2, "workflows": [{"name": "child", "config": {"i": "{{ index }}"},
-                                                                 "count": 2}]}},
-        {"name": "p", "parallel": {"count": 2, "shell": "w"}},
-    ]})
+    plan = plan_of(
+        {
+            "steps": [
+                {
+                    "name": "e",
+                    "execute": {
+                        "parallelism": 2,
+                        "workflows": [{"name": "child", "config": {"i": "{{ index }}"}, "count": 2}],
+                    },
+                },
+                {"name": "p", "parallel": {"count": 2, "shell": "w"}},
+            ]
+        }
+    )
     execute = by_name(plan, "e")
     assert execute.category == "Execute test workflows"
     assert execute.spec["workflows"][0]["config"] == {"i": "{{index}}"}
