@@ -14,6 +14,7 @@ import base64
 import contextlib
 import copy
 import json
+import os
 import posixpath
 import shlex
 import time
@@ -114,6 +115,8 @@ class KubernetesOptions:
     # Or a directory on the node (single-node and kind clusters, the stand-in): <path>/<resource id>,
     # so the files land where the agent can read them (<path>/<resource id>/artifacts).
     artifacts_host_path: str | None = None
+    # Where this process sees the root of ``artifacts_volume`` (the agent mounts the same claim).
+    artifacts_local_root: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # every container (e.g. PYTHONPATH)
     labels: dict[str, str] = field(default_factory=dict)  # added to every object
 
@@ -354,7 +357,10 @@ class _Renderer:
                 node_dir = posixpath.join(self.options.artifacts_host_path, self.rid)
                 source = {"hostPath": {"path": node_dir, "type": "DirectoryOrCreate"}}
             self.volumes.append({"name": name, **source})
-            self.setup_mounts.append({"name": name, "mountPath": path})
+            mount = {"name": name, "mountPath": path}
+            if name == "shoal-run" and self.options.artifacts_volume:
+                mount["subPath"] = self.rid  # one claim for all executions: a directory each
+            self.setup_mounts.append(mount)
         self.volumes.append({"name": "shoal-config", "configMap": {"name": self.cm_name}})
         self.setup_mounts.append({"name": "shoal-config", "mountPath": CONFIG_DIR, "readOnly": True})
 
@@ -727,6 +733,29 @@ class KubernetesRuntime:
         self.pod_start_timeout = pod_start_timeout
         self._runs: dict[str, _Run] = {}
 
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, agent_name: str = "", home: Path | None = None
+    ) -> KubernetesRuntime:
+        """The runtime an agent in a cluster uses, configured as the shoal-agent chart sets it up:
+        ``KUBECONFIG`` (else the in-cluster service account), ``SHOAL_KUBE_NAMESPACE`` (default: the
+        pod's own namespace), ``SHOAL_KUBE_NAMESPACES`` (comma-separated, where ``job.namespace`` may
+        point), ``SHOAL_KUBE_IMAGE`` / ``SHOAL_KUBE_IMAGE_PULL_POLICY`` (the shoal image of setup and
+        toolkit containers), ``SHOAL_KUBE_ARTIFACTS_CLAIM`` (a ReadWriteMany claim for artifacts)."""
+        e = os.environ if env is None else env
+        namespace = e.get("SHOAL_KUBE_NAMESPACE") or _own_namespace() or "default"
+        extra = [n.strip() for n in e.get("SHOAL_KUBE_NAMESPACES", "").split(",") if n.strip()]
+        options = KubernetesOptions(namespace=namespace, agent=agent_name)
+        if e.get("SHOAL_KUBE_IMAGE"):
+            options.image = e["SHOAL_KUBE_IMAGE"]
+        if e.get("SHOAL_KUBE_IMAGE_PULL_POLICY"):
+            options.image_pull_policy = e["SHOAL_KUBE_IMAGE_PULL_POLICY"]
+        if e.get("SHOAL_KUBE_ARTIFACTS_CLAIM"):
+            options.artifacts_volume = {"persistentVolumeClaim": {"claimName": e["SHOAL_KUBE_ARTIFACTS_CLAIM"]}}
+            home_dir = home or Path(e.get("SHOAL_HOME") or shoal_home())
+            options.artifacts_local_root = e.get("SHOAL_KUBE_ARTIFACTS_PATH") or str(home_dir / "artifacts")
+        return cls(e.get("KUBECONFIG") or None, namespaces=extra, options=options, home=home)
+
     @property
     def client(self) -> KubeClient:
         if self._client is None:
@@ -759,8 +788,9 @@ class KubernetesRuntime:
             raise ExecutionError(f"execution {job.execution_id} already exists in {ws.root}")
         ws.root.mkdir(parents=True, exist_ok=True)
         artifacts = job.artifacts_dir or ws.artifacts
-        if self.options.artifacts_host_path and not job.artifacts_dir:
-            artifacts = Path(self.options.artifacts_host_path) / dns_label(job.execution_id) / "artifacts"
+        root = self.options.artifacts_local_root if self.options.artifacts_volume else self.options.artifacts_host_path
+        if root and not job.artifacts_dir:
+            artifacts = Path(root) / dns_label(job.execution_id) / "artifacts"
         record = {**_job_record_base(job, ws), "artifacts": str(artifacts), "agent": self.options.agent}
         ws.write_json(ws.job_file, record)
         ws.plan_file.write_text(json.dumps(job.plan.to_dict()))
@@ -1181,6 +1211,14 @@ class KubernetesRuntime:
         run.ws.write_json(run.ws.execution_file, doc)
         run.outcome = ExecutionOutcome(doc["result"]["status"], doc)
         run.done.set()
+
+
+def _own_namespace() -> str:
+    """The namespace of the pod this process runs in (in-cluster), or ""."""
+    try:
+        return Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _objects_of(cm: Mapping[str, Any], namespace: str, job_name: str) -> list[tuple[str, str]]:

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shoal.execution._kubernetes import SETUP_CONTAINER, KubernetesOptions, render_execution
+from shoal.execution._kubernetes import (
+    SETUP_CONTAINER,
+    KubernetesOptions,
+    KubernetesRuntime,
+    render_execution,
+)
 from shoal.kube import LABEL_AGENT, LABEL_EXECUTION, LABEL_RESOURCE, LABEL_WORKFLOW
 from tests.execution.kubernetes.kube_helpers import job_from_text, validate_strictly
 
@@ -118,4 +123,26 @@ spec:
     images = [c["image"] for c in rendered.job["spec"]["template"]["spec"]["initContainers"][1:]]
     images += [rendered.job["spec"]["template"]["spec"]["containers"][0]["image"]]
     assert images == ["shoal:test" if "artifacts" in ops else "alpine:3.19" for ops in kinds]
+    validate_strictly(rendered.objects)
+
+
+def test_the_agent_charts_environment_configures_the_runtime(tmp_path: Path) -> None:
+    env = {
+        "SHOAL_KUBE_NAMESPACE": "runs", "SHOAL_KUBE_NAMESPACES": "runs, pr-1,pr-2",
+        "SHOAL_KUBE_IMAGE": "registry.example/shoal:2.0", "SHOAL_KUBE_IMAGE_PULL_POLICY": "Always",
+        "SHOAL_KUBE_ARTIFACTS_CLAIM": "shoal-artifacts", "SHOAL_HOME": str(tmp_path),
+    }
+    runtime = KubernetesRuntime.from_env(env, agent_name="cluster-a")
+    assert runtime.namespaces == ["runs", "pr-1", "pr-2"]
+    options = runtime.options
+    assert (options.namespace, options.agent, options.image) == ("runs", "cluster-a", "registry.example/shoal:2.0")
+    job = job_from_text(THREE_IMAGES, tmp_path, {"namespace": "pr-1"})
+    rendered = render_execution(job, options)
+    pod = rendered.job["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "shoal-run"]
+    assert volume["persistentVolumeClaim"] == {"claimName": "shoal-artifacts"}
+    for container in [*pod["initContainers"], *pod["containers"]]:
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "shoal-run"]
+        assert mount["subPath"] == rendered.resource_id  # each execution its own directory of the claim
+    assert pod["initContainers"][0]["imagePullPolicy"] == "Always"
     validate_strictly(rendered.objects)
