@@ -412,6 +412,10 @@ _sh_explain() { # _sh_code (non-zero) -> _sh_det
 
 _sh_attempt() { # one attempt of operation _sh_xn -> _sh_code _sh_det _sh_st (error: init failure)
 	_sh_code=0 _sh_det='' _sh_st='' _sh_pid='' _sh_wpid='' _sh_gk='' _sh_fpid='' _sh_tohit='' _sh_err='' _sh_argv0=''
+	if [ -n "$_sh_abort" ]; then
+		_sh_code=-1 _sh_det=$_sh_abmsg _sh_st=aborted
+		return 0
+	fi
 	if ! "_sh_op_$_sh_xn"; then
 		_sh_code=-1 _sh_det=$_sh_err _sh_st=error
 		return 0
@@ -422,6 +426,7 @@ _sh_attempt() { # one attempt of operation _sh_xn -> _sh_code _sh_det _sh_st (er
 			_sh_watch $((_sh_dl - _sh_now)) $$
 			_sh_wpid=$_sh_w
 		fi
+		[ -z "$_sh_abort" ] || _sh_onsig # the signal came before the pid was known
 		_sh_wait
 		_sh_reap
 	fi
