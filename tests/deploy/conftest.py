@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.helm_tool import find_helm
+from tests.kubesim.fixtures import kubeconfig_path, kubesim
+
+__all__ = ["helm", "kubeconfig_path", "kubesim"]
 
 
 @pytest.fixture(scope="session")
