@@ -559,6 +559,7 @@ class _Node:
     args: list[str] | None = None
     spec: Data = field(default_factory=dict)
     anchor: Any = None  # the step dict it came from (for positions)
+    absorbed: list[str] | None = None  # refs of single-child groups merged into this stage
 
     def append_conditions(self, *exprs: str) -> None:
         parts: list[str] = []
@@ -637,6 +638,7 @@ def _flatten(node: _Node) -> list[_Node]:
                 first.pure = True
             elif first.kind == "group" and first.pure is None:
                 first.pure = node.pure
+        first.absorbed = [*(first.absorbed or ()), node.ref, *(node.absorbed or ())]
         if first.anchor is None:
             first.anchor = node.anchor
         return [first]
@@ -1086,7 +1088,7 @@ class _Planner:
             sensitive_env=dict(self.comp.config.sensitive_env),
             job=_plain(self.spec.get("job") or {}),
             pod=_plain(self.spec.get("pod") or {}),
-            files=_plain(self.builder.files),
+            files=self._files(),
             pvcs=_plain(self.spec.get("pvcs") or {}),
             tags=dict(self.comp.tags),
             target=_plain(execution.get("target")) if execution.get("target") is not None else None,
@@ -1230,6 +1232,18 @@ class _Planner:
                 env.append(var)
         stage.env = env
         stage.spec = _plain(node.spec) if node.spec else {}
+
+    def _files(self) -> list[Data]:
+        """Content files, each pointing at the stage that mounts it (after single-child groups merged)."""
+        owner: dict[str, str] = {}
+        for ref, node in self.nodes.items():
+            owner[ref] = ref
+            for gone in node.absorbed or ():
+                owner[gone] = ref
+        files = _plain(self.builder.files)
+        for entry in files:
+            entry["ref"] = owner.get(entry["ref"], ROOT_REF)
+        return list(files)
 
     # -- signature ---------------------------------------------------------------------------------------
 

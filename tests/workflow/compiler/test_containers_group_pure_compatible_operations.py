@@ -189,6 +189,7 @@ def test_content_files_of_every_level_are_collected() -> None:
             ],
         }
     )
+    assert plan.files[1]["ref"] == by_name(plan, "s").ref
     assert plan.files == [
         {"ref": "root", "path": "/etc/a", "content": "wf"},
         {"ref": plan.files[1]["ref"], "path": "/b", "content": "b", "mode": 493},

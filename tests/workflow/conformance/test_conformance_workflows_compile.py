@@ -73,6 +73,8 @@ def _check_plan(plan: Plan) -> None:
         for action in container.actions:
             if action.op == "exec":
                 assert plan.stages[action.ref].container == container.index
+    for entry in plan.files:
+        assert entry["ref"] in plan.stages
     # starts and ends are balanced and nested across the container sequence
     stack: list[str] = []
     for action in (a for c in plan.containers for a in c.actions):
