@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shoal.store import _cluster_models  # noqa: F401  (cluster tables in the metadata)
 from shoal.store._models import Base
 
 target_metadata = Base.metadata

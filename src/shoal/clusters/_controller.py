@@ -1,0 +1,772 @@
+"""The lifecycle controller: level-triggered reconcile of every ``EphemeralCluster`` and pool.
+
+Each pass reads the record, observes the world, performs **at most one side effect** and writes the
+status with a compare-and-swap (a conflict means: re-read, decide again). Intent is durable before
+effect: the external name, the resolved class and the absolute deadlines are stored before ``ensure``;
+``TeardownRequested`` (sticky, with its reason) before ``delete``. ``Failed`` and ``Deprovisioned``
+are written only once the provisioner reports the resource absent. Nothing is kept in memory that a
+restart would need: timers are recomputed from the stored deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from croniter import croniter
+
+from shoal.clusters._provisioner import (
+    AgentInstall,
+    CrashHook,
+    Observation,
+    OwnerTags,
+    Provisioner,
+    ProvisionerError,
+    State,
+    no_crash,
+)
+from shoal.clusters._spec import (
+    BUILTIN_CLASSES,
+    FAILURE_REASONS,
+    ClassSpec,
+    PoolSpec,
+    SpecError,
+    condition,
+    is_true,
+    iso,
+    lifetime_deadline,
+    override_parameters,
+    parse_class,
+    parse_cluster,
+    parse_duration,
+    parse_pool,
+    parse_time,
+    set_condition,
+)
+from shoal.store import Conflict, NotFound, Store, now
+from shoal.store._cluster_models import ClusterPoolRow, ClusterRow
+from shoal.store._clusters import ClusterStore, aware
+
+log = logging.getLogger("shoal.clusters")
+
+LEASE_NAME = "clusters"
+TERMINAL_EXECUTION = ("passed", "failed", "aborted", "canceled")
+
+
+class Sealer(Protocol):
+    def seal(self, value: Any) -> str: ...
+
+    def unseal(self, token: str) -> Any: ...
+
+
+@dataclass(slots=True)
+class ControllerSettings:
+    controller_id: str = ""  # ownership tag on every external object; default: derived from the organisation
+    holder: str = field(default_factory=lambda: "ctl-" + secrets.token_hex(4))
+    server_url: str = ""  # where installed agents connect
+    poll_interval_s: float = 1.0
+    lease_ttl_s: float = 15.0
+    concurrency: int = 8
+    observe_interval_s: float = 15.0  # re-observe Ready clusters this often
+    retry_base_s: float = 0.5
+    retry_max_s: float = 30.0
+    pool_interval_s: float = 1.0
+    reap_interval_s: float = 300.0
+    reap_grace_s: float = 600.0
+    history_s: float = 7 * 86400.0  # finished records kept this long, then removed
+
+
+@dataclass(slots=True)
+class Pass:
+    """What one reconcile pass did (for tests, benchmarks and logs)."""
+
+    cluster: str
+    phase: str
+    action: str = ""
+    wrote: bool = False
+
+
+class ClusterController:
+    """Owns the reconcile loop. ``provisioners`` maps a class's ``provisioner`` to its plug-in."""
+
+    def __init__(
+        self,
+        store: Store,
+        sealer: Sealer,
+        provisioners: dict[str, Provisioner],
+        settings: ControllerSettings | None = None,
+        *,
+        crash: CrashHook = no_crash,
+        clock: Callable[[], datetime] = now,
+    ) -> None:
+        self.store = store
+        self.clusters = ClusterStore(store)
+        self.sealer = sealer
+        self.provisioners = provisioners
+        self.settings = settings or ControllerSettings()
+        self.crash = crash
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._busy: set[str] = set()
+        self._last_pool_sync = 0.0
+        self._last_reap = 0.0
+        self.is_leader = False
+        self.passes = 0
+
+    # ------------------------------------------------------------------ loop
+
+    async def controller_id(self) -> str:
+        if not self.settings.controller_id:
+            org = await self.store.ensure_organization("default")
+            self.settings.controller_id = "shoal-" + org.id[:12]
+        return self.settings.controller_id
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Reconcile until ``stop`` is set; only the holder of the lease writes."""
+        from shoal.clusters._reaper import Reaper
+
+        stop = stop or asyncio.Event()
+        await self.controller_id()
+        loop = asyncio.get_running_loop()
+        reaper = Reaper(self)
+        try:
+            while not stop.is_set():
+                try:
+                    self.is_leader = await self.clusters.acquire_lease(
+                        LEASE_NAME, self.settings.holder, self.settings.lease_ttl_s
+                    )
+                    if self.is_leader:
+                        await self.reconcile_due()
+                        if loop.time() - self._last_pool_sync >= self.settings.pool_interval_s:
+                            self._last_pool_sync = loop.time()
+                            await self.sync_pools()
+                        if loop.time() - self._last_reap >= self.settings.reap_interval_s:
+                            self._last_reap = loop.time()
+                            await reaper.sweep()
+                except Exception:  # one failed pass is logged; the next one starts from the store again
+                    log.exception("cluster controller pass failed")
+                delay = self.settings.poll_interval_s
+                if self.is_leader:
+                    due = await self._next_due_delay()
+                    if due is not None:
+                        delay = min(delay, max(due, 0.0))
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(stop, self._wake), timeout=delay)
+        finally:
+            if self.is_leader:
+                with contextlib.suppress(Exception):
+                    await self.clusters.release_lease(LEASE_NAME, self.settings.holder)
+
+    async def _next_due_delay(self) -> float | None:
+        at = await self.clusters.next_due_at()
+        if at is None:
+            return None
+        return (at - self.clock()).total_seconds()
+
+    async def reconcile_due(self, limit: int = 500) -> int:
+        """Reconcile every cluster that is due now (several at once, never one twice at once)."""
+        ids = [i for i in await self.clusters.due_clusters(self.clock(), limit) if i not in self._busy]
+        if not ids:
+            return 0
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(cluster_id: str) -> None:
+            async with sem:
+                await self.reconcile(cluster_id)
+
+        await asyncio.gather(*(one(i) for i in ids))
+        return len(ids)
+
+    async def settle(self, max_passes: int = 200) -> None:
+        """Reconcile until nothing is due now (tests and benchmarks drive the controller with this)."""
+        for _ in range(max_passes):
+            await self.sync_pools()
+            if not await self.reconcile_due():
+                return
+
+    async def reconcile(self, cluster_id: str) -> Pass | None:
+        """One pass for one cluster; retried at once after a write conflict."""
+        if cluster_id in self._busy:
+            return None
+        self._busy.add(cluster_id)
+        try:
+            for _ in range(5):
+                row = await self.clusters.get_cluster_by_id(cluster_id)
+                if row is None:
+                    return None
+                try:
+                    result = await self._reconcile(row)
+                    self.passes += 1
+                    return result
+                except Conflict:
+                    continue
+            return None
+        finally:
+            self._busy.discard(cluster_id)
+
+    # ------------------------------------------------------------------ one pass
+
+    async def _reconcile(self, row: ClusterRow) -> Pass:
+        t = self.clock()
+        st: dict[str, Any] = dict(row.status or {})
+        st.setdefault("conditions", [])
+        if row.finished:
+            return await self._finished(row, t)
+        if not row.external_name:
+            return await self._record_intent(row, st, t)
+        cls = ClassSpec.model_validate(st["resolved"]["class"])
+        prov = self._provisioner(st)
+        reason = await self._teardown_reason(row, st, cls, t)
+        if reason and row.phase != "Deprovisioning":
+            return await self._start_teardown(row, st, reason, "", t)
+        if row.phase == "Deprovisioning":
+            return await self._deprovision(row, st, cls, prov, t)
+        if row.phase == "Pending":
+            return await self._admit(row, st, cls, t)
+        if row.phase == "Provisioning":
+            return await self._provision(row, st, cls, prov, t)
+        return await self._ready(row, st, cls, prov, t)
+
+    def _provisioner(self, st: dict[str, Any]) -> Provisioner:
+        name = st["resolved"]["provisioner"]
+        prov = self.provisioners.get(name)
+        if prov is None:
+            raise ProvisionerError(f"no provisioner {name!r} in this controller")
+        return prov
+
+    async def _write(
+        self,
+        row: ClusterRow,
+        st: dict[str, Any],
+        t: datetime,
+        *,
+        action: str = "",
+        requeue_s: float | None = 0.0,
+        **columns: Any,
+    ) -> Pass:
+        phase = columns.get("phase", row.phase)
+        st["phase"] = phase
+        if requeue_s is None:
+            nxt = t + timedelta(seconds=self.settings.history_s)
+        else:
+            nxt = t + timedelta(seconds=requeue_s)
+        await self.clusters.update_cluster(row.id, row.resource_version, status=st, next_reconcile_at=nxt, **columns)
+        self.crash(f"recorded:{action or phase}")
+        return Pass(row.name, phase, action, True)
+
+    async def _effect(self, verb: str, fn: Callable[[], Any]) -> Any:
+        """Run one side effect between two crash points (``before:<verb>``, ``after:<verb>``)."""
+        self.crash(f"before:{verb}")
+        result = await fn()
+        self.crash(f"after:{verb}")
+        return result
+
+    # -- Pending: nothing external yet --------------------------------------------------------------
+
+    async def _record_intent(self, row: ClusterRow, st: dict[str, Any], t: datetime) -> Pass:
+        """Validate, resolve the class, and store the external name and the deadlines (no side effect)."""
+        try:
+            spec = parse_cluster(row.spec)
+            cls = await self.resolve_class(row.env_id, row.class_name)
+            params = override_parameters(cls, spec.parameters)
+            prov = self.provisioners.get(cls.provisioner)
+            if prov is None:
+                raise SpecError(f"provisioner {cls.provisioner!r} is not available in this controller")
+            problems = prov.validate(params)
+            if problems:
+                raise SpecError("; ".join(problems))
+        except SpecError as exc:
+            message = "; ".join([str(exc), *exc.problems])
+            set_condition(st, "Accepted", False, "InvalidSpec", message, t)
+            st["message"] = message
+            return await self._write(row, st, t, action="reject", phase="Failed", finished=True, requeue_s=None)
+        created = aware(row.created_at) or t
+        lifetime = parse_duration(spec.lifetime)
+        expires = lifetime_deadline(created, lifetime, cls)
+        ext = external_name(row)
+        st.update(
+            {
+                "externalName": ext,
+                "expiresAt": iso(expires),
+                "resolved": {
+                    "provisioner": cls.provisioner,
+                    "parameters": params,
+                    "class": cls.model_dump(mode="json"),
+                },
+                "attempts": {"provision": 0, "deprovision": 0},
+            }
+        )
+        return await self._write(
+            row, st, t, action="record", external_name=ext, expires_at=expires, phase="Pending"
+        )
+
+    async def resolve_class(self, env_id: str, name: str) -> ClassSpec:
+        stored = await self.clusters.get_class(env_id, name)
+        if stored is not None:
+            return parse_class(stored.spec)
+        if name in BUILTIN_CLASSES:
+            return parse_class(BUILTIN_CLASSES[name])
+        raise SpecError(f"cluster class {name!r} not found")
+
+    async def _admit(self, row: ClusterRow, st: dict[str, Any], cls: ClassSpec, t: datetime) -> Pass:
+        spec = parse_cluster(row.spec)
+        if spec.poolRef:
+            member = await self._bind(row, st, spec.poolRef, t)
+            if member is not None:
+                st["boundMember"] = member.name
+                st["memberId"] = member.id
+                st["provisionStartedAt"] = iso(t)
+                set_condition(st, "Accepted", True, "PoolMemberBound", f"bound to {member.name}", t)
+                return await self._write(row, st, t, action="bind", phase="Provisioning")
+            if not spec.fallbackToFresh:
+                set_condition(st, "Accepted", False, "PoolExhausted", f"no ready spare in pool {spec.poolRef}", t)
+                return await self._write(row, st, t, action="wait-pool", requeue_s=self._jitter(0.5))
+        quota = cls.quota
+        if quota.maxActive is not None:
+            active = await self.clusters.count_active(row.env_id, row.class_name, exclude=row.id)
+            if active >= quota.maxActive:
+                set_condition(
+                    st, "Accepted", False, "QuotaExceeded", f"{active} of {quota.maxActive} clusters active", t
+                )
+                return await self._write(row, st, t, action="wait-quota", requeue_s=self._jitter(2.0))
+        if quota.maxConcurrentOps is not None:
+            busy = await self.clusters.count_in_phases(
+                row.env_id, row.class_name, ("Provisioning", "Deprovisioning")
+            )
+            if busy >= quota.maxConcurrentOps:
+                set_condition(
+                    st, "Accepted", False, "QuotaExceeded", f"{busy} operations under way (max {quota.maxConcurrentOps})", t
+                )
+                return await self._write(row, st, t, action="wait-ops", requeue_s=self._jitter(1.0))
+        set_condition(st, "Accepted", True, "Admitted", "", t)
+        st["provisionStartedAt"] = iso(t)
+        return await self._write(row, st, t, action="admit", phase="Provisioning")
+
+    async def _bind(self, row: ClusterRow, st: dict[str, Any], pool: str, t: datetime) -> ClusterRow | None:
+        """Find the member already claimed for this request (adoption after a crash), or claim the
+        oldest ready spare by compare-and-swap; on a lost race try the next one."""
+        adopted = [m for m in await self.clusters.claimed_by(row.id) if not m.finished]
+        if len(adopted) > 1:
+            log.error("cluster %s: %d pool members claimed for it; using the oldest", row.name, len(adopted))
+        if adopted:
+            return sorted(adopted, key=lambda m: m.created_at)[0]
+        claim_life = parse_duration(parse_cluster(row.spec).lifetime)
+        for member in await self.clusters.available_members(row.env_id, pool):
+            mst = member.status or {}
+            cls = ClassSpec.model_validate(mst["resolved"]["class"])
+            cap = lifetime_deadline(aware(member.created_at) or t, None, cls.model_copy(update={"defaultLifetime": cls.maxLifetime}))
+            claim_exp = aware(row.expires_at) or (t + timedelta(seconds=claim_life or 3600))
+            expires = min(claim_exp, cap)
+            self.crash("before:claim")
+            if await self.clusters.claim_member(member, row.id, expires):
+                self.crash("after:claim")
+                return member
+        return None
+
+    # -- Provisioning ---------------------------------------------------------------------------------
+
+    async def _target(self, row: ClusterRow, st: dict[str, Any]) -> tuple[ClusterRow, str] | None:
+        """For a pool claim the member (its record and external name); else the cluster itself."""
+        member_id = st.get("memberId")
+        if not member_id:
+            return row, str(row.external_name)
+        member = await self.clusters.get_cluster_by_id(member_id)
+        if member is None or member.external_name is None:
+            return None
+        return member, member.external_name
+
+    async def _provision(
+        self, row: ClusterRow, st: dict[str, Any], cls: ClassSpec, prov: Provisioner, t: datetime
+    ) -> Pass:
+        params = st["resolved"]["parameters"]
+        target = await self._target(row, st)
+        if target is None:
+            return await self._start_teardown(row, st, "Lost", "the pool member is gone", t)
+        member, ext = target
+        started = parse_time(st.get("provisionStartedAt")) or t
+        timeout = cls.seconds("provisionTimeout")
+        timed_out = timeout is not None and t > started + timedelta(seconds=timeout)
+        if member is not row:
+            if member.finished or member.teardown or member.phase == "Deprovisioning":
+                return await self._start_teardown(row, st, "Lost", f"pool member {member.name} went away", t)
+            if member.phase != "Ready":
+                if timed_out:
+                    return await self._start_teardown(row, st, "ProvisionFailed", "provision timeout", t)
+                return await self._write(row, st, t, action="wait-member", requeue_s=0.2)
+            params = (member.status or {}).get("resolved", {}).get("parameters", params)
+        else:
+            obs = await self._observe(prov, ext, params)
+            st["observed"] = {"state": obs.state.value, "message": obs.message, "at": iso(t)}
+            if obs.state == State.FAILED:
+                return await self._start_teardown(row, st, "ProvisionFailed", obs.message or "provisioner failed", t)
+            if timed_out:
+                return await self._start_teardown(row, st, "ProvisionFailed", "provision timeout", t)
+            if obs.state == State.ABSENT or (obs.state == State.CREATING and obs.handle.get("retryEnsure")):
+                attempts = dict(st.get("attempts") or {})
+                if attempts.get("provision", 0) >= cls.maxProvisionAttempts:
+                    return await self._start_teardown(
+                        row, st, "ProvisionFailed", f"still absent after {attempts['provision']} attempts", t
+                    )
+                tags = self._tags(row, cls)
+                try:
+                    await self._effect("ensure", lambda: prov.ensure(ext, params, tags))
+                except ProvisionerError as exc:
+                    if exc.permanent:
+                        return await self._start_teardown(row, st, "ProvisionFailed", str(exc), t)
+                    return await self._retry(row, st, t, "ensure", exc)
+                attempts["provision"] = attempts.get("provision", 0) + 1
+                st["attempts"] = attempts
+                set_condition(st, "Provisioned", False, "Creating", "ensure issued", t)
+                return await self._write(row, st, t, action="ensure", requeue_s=0.05)
+            if obs.state != State.READY:
+                return await self._write(row, st, t, action="wait", requeue_s=self._poll(st))
+            if not is_true(st, "Provisioned"):
+                set_condition(st, "Provisioned", True, "Ready", obs.message, t)
+        if not await self.clusters.has_credentials(row.id):
+            try:
+                await self._effect("credentials", lambda: self._mint(row, prov, ext, params, cls, t))
+            except ProvisionerError as exc:
+                return await self._retry(row, st, t, "credentials", exc)
+            set_condition(st, "CredentialsReady", True, "Minted", "kubeconfig stored sealed", t)
+            st["credentialsRef"] = f"clusters/{row.name}/kubeconfig"
+            return await self._write(row, st, t, action="credentials", requeue_s=0.0)
+        if cls.installAgent and not row.member_of:
+            agent = st.get("agent") or {}
+            if not agent.get("installedAt"):
+                try:
+                    name = await self._effect("install_agent", lambda: self._install_agent(row, prov, ext, params, cls))
+                except ProvisionerError as exc:
+                    if exc.permanent:
+                        return await self._start_teardown(row, st, "ProvisionFailed", str(exc), t)
+                    return await self._retry(row, st, t, "install_agent", exc)
+                st["agent"] = {"name": name, "installedAt": iso(t), "target": ext}
+                return await self._write(row, st, t, action="install_agent", requeue_s=0.1)
+            if not await self._agent_online(row.env_id, agent["name"]):
+                if timed_out:
+                    return await self._start_teardown(row, st, "ProvisionFailed", "the agent never came online", t)
+                return await self._write(row, st, t, action="wait-agent", requeue_s=0.1)
+            set_condition(st, "AgentReady", True, "Online", f"agent {agent['name']} is online", t)
+        st["readyAt"] = iso(t)
+        st.setdefault("lastActivityAt", iso(t))
+        set_condition(st, "Ready", True, "Ready", "", t)
+        extra: dict[str, Any] = {}
+        if row.member_of and row.pool_state == "provisioning":
+            extra["pool_state"] = "available"
+        return await self._write(
+            row, st, t, action="ready", phase="Ready", requeue_s=self._ready_requeue(row, st, cls, t), **extra
+        )
+
+    async def _observe(self, prov: Provisioner, ext: str, params: dict[str, Any]) -> Observation:
+        try:
+            return await prov.observe(ext, params)
+        except ProvisionerError as exc:
+            if exc.permanent:
+                return Observation(State.FAILED, str(exc))
+            return Observation(State.DEGRADED, f"observe failed: {exc}")
+
+    async def _mint(
+        self, row: ClusterRow, prov: Provisioner, ext: str, params: dict[str, Any], cls: ClassSpec, t: datetime
+    ) -> None:
+        ttl = parse_duration(cls.credentials.tokenTTL) or 3600.0
+        expires = aware(row.expires_at)
+        if expires is not None:
+            ttl = max(60.0, min(ttl, (expires - t).total_seconds()))
+        creds = await prov.credentials(ext, params, ttl)
+        await self.clusters.put_credentials(row.id, self.sealer.seal({"kubeconfig": creds.kubeconfig}), creds.expires_at)
+
+    async def _install_agent(
+        self, row: ClusterRow, prov: Provisioner, ext: str, params: dict[str, Any], cls: ClassSpec
+    ) -> str:
+        env = await self.store.get_environment_by_id(row.env_id)
+        name = agent_name(row)
+        token_name = f"shoal-cluster:{row.id}"
+        await self.store.revoke_tokens_named(token_name)  # a token minted by a crashed pass is dropped
+        _tok, plaintext = await self.store.create_token(env.org_id, env.id, "agent", token_name)
+        labels = {**cls.agentLabels, **{str(k): str(v) for k, v in (row.labels or {}).items()}, "cluster": row.name}
+        server = self.settings.server_url
+        if not server:
+            raise ProvisionerError("the controller does not know the server URL agents should connect to")
+        await prov.install_agent(ext, params, AgentInstall(name, server, plaintext, labels, env.name))
+        return name
+
+    async def _agent_online(self, env_id: str, name: str) -> bool:
+        try:
+            agent = await self.store.get_agent(env_id, name)
+        except NotFound:
+            return False
+        return agent.status == "online"
+
+    # -- Ready ----------------------------------------------------------------------------------------
+
+    async def _ready(
+        self, row: ClusterRow, st: dict[str, Any], cls: ClassSpec, prov: Provisioner, t: datetime
+    ) -> Pass:
+        target = await self._target(row, st)
+        if target is None:
+            return await self._start_teardown(row, st, "Lost", "the pool member is gone", t)
+        member, ext = target
+        if member is not row:
+            if member.finished or member.phase == "Deprovisioning":
+                return await self._start_teardown(row, st, "Lost", f"pool member {member.name} went away", t)
+        else:
+            last = parse_time((st.get("observed") or {}).get("at"))
+            if last is None or t >= last + timedelta(seconds=self.settings.observe_interval_s):
+                params = st["resolved"]["parameters"]
+                obs = await self._observe(prov, ext, params)
+                st["observed"] = {"state": obs.state.value, "message": obs.message, "at": iso(t)}
+                if obs.state in (State.ABSENT, State.DELETING, State.FAILED):
+                    return await self._start_teardown(row, st, "Lost", f"provisioner says {obs.state.value}", t)
+                healthy = obs.state == State.READY
+                if healthy != is_true(st, "Provisioned"):
+                    set_condition(st, "Provisioned", healthy, "Ready" if healthy else "Degraded", obs.message, t)
+        return await self._write(row, st, t, action="observe", requeue_s=self._ready_requeue(row, st, cls, t))
+
+    def _ready_requeue(self, row: ClusterRow, st: dict[str, Any], cls: ClassSpec, t: datetime) -> float:
+        deadlines = [t + timedelta(seconds=self.settings.observe_interval_s)]
+        expires = parse_time(st.get("expiresAt"))
+        if expires is not None:
+            deadlines.append(expires)
+        idle = cls.seconds("idleTimeout")
+        if idle is not None:
+            last = parse_time(st.get("lastActivityAt")) or t
+            deadlines.append(last + timedelta(seconds=idle))
+        owner_timeout = parse_duration((row.owner or {}).get("timeout"))
+        if (row.owner or {}).get("kind") == "heartbeat" and owner_timeout is not None:
+            last = parse_time(st.get("lastActivityAt")) or t
+            deadlines.append(last + timedelta(seconds=owner_timeout))
+        return max(0.0, (min(deadlines) - t).total_seconds())
+
+    # -- teardown -------------------------------------------------------------------------------------
+
+    async def _teardown_reason(self, row: ClusterRow, st: dict[str, Any], cls: ClassSpec, t: datetime) -> str:
+        sticky = condition(st, "TeardownRequested")
+        if sticky and sticky.get("status") == "True":
+            return str(sticky.get("reason"))
+        if row.deletion_requested:
+            return "Deleted"
+        if row.teardown:
+            return "UserRequested"
+        expires = aware(row.expires_at) or parse_time(st.get("expiresAt"))
+        if expires is not None and t >= expires:
+            return "Expired"
+        if row.phase == "Ready":
+            idle = cls.seconds("idleTimeout")
+            last = parse_time(st.get("lastActivityAt")) or parse_time(st.get("readyAt"))
+            if idle is not None and last is not None and t >= last + timedelta(seconds=idle):
+                return "IdleTimeout"
+        if not await self._owner_alive(row, st, t):
+            return "OwnerGone"
+        return ""
+
+    async def _owner_alive(self, row: ClusterRow, st: dict[str, Any], t: datetime) -> bool:
+        owner = row.owner or {}
+        kind = str(owner.get("kind") or "").lower()
+        if kind == "execution":
+            try:
+                ex = await self.store.get_execution(str(owner.get("uid") or owner.get("name")))
+            except NotFound:
+                return False
+            return ex.status not in TERMINAL_EXECUTION
+        if kind == "agent":
+            try:
+                await self.store.get_agent(row.env_id, str(owner.get("name")))
+            except NotFound:
+                return False
+            return True
+        if kind == "heartbeat":
+            timeout = parse_duration(owner.get("timeout")) or 600.0
+            last = parse_time(st.get("lastActivityAt")) or aware(row.created_at) or t
+            return t < last + timedelta(seconds=timeout)
+        return True
+
+    async def _start_teardown(
+        self, row: ClusterRow, st: dict[str, Any], reason: str, message: str, t: datetime
+    ) -> Pass:
+        """Sticky decision, written before anything is deleted; the hand-over is revoked at once."""
+        if not is_true(st, "TeardownRequested"):
+            set_condition(st, "TeardownRequested", True, reason, message, t)
+            st["teardownRequestedAt"] = iso(t)
+        set_condition(st, "Ready", False, "TearingDown", reason, t)
+        if message and reason in FAILURE_REASONS:
+            st["message"] = message
+        await self.clusters.delete_credentials(row.id)
+        if is_true(st, "CredentialsReady"):
+            set_condition(st, "CredentialsReady", False, "Revoked", "revoked at teardown", t)
+        return await self._write(row, st, t, action=f"teardown:{reason}", phase="Deprovisioning")
+
+    async def _deprovision(
+        self, row: ClusterRow, st: dict[str, Any], cls: ClassSpec, prov: Provisioner, t: datetime
+    ) -> Pass:
+        params = st["resolved"]["parameters"]
+        reason = str((condition(st, "TeardownRequested") or {}).get("reason") or "UserRequested")
+        agent = st.get("agent") or {}
+        if agent.get("name") and not agent.get("removedAt"):
+            # The agent goes first; its executions' results stay in the control plane.
+            target = str(agent.get("target") or row.external_name)
+            try:
+                await self._effect("remove_agent", lambda: prov.remove_agent(target, params, agent["name"]))
+            except ProvisionerError as exc:
+                return await self._retry(row, st, t, "remove_agent", exc)
+            with contextlib.suppress(NotFound):
+                await self.store.delete_agent(row.env_id, agent["name"])
+            await self.store.revoke_tokens_named(f"shoal-cluster:{row.id}")
+            st["agent"] = {**agent, "removedAt": iso(t)}
+            set_condition(st, "AgentReady", False, "Removed", f"agent {agent['name']} removed", t)
+            return await self._write(row, st, t, action="remove_agent")
+        # A claim never returns its member to the pool: the member is torn down, and the claim waits.
+        # A member claimed by a pass that crashed before recording it is found by its claimed_by mark.
+        members = [m for m in await self.clusters.claimed_by(row.id) if not m.finished]
+        if members or st.get("memberId"):
+            for member in members:
+                if not member.teardown:
+                    await self.clusters.signal(member.id, teardown=True)
+                    self.wake()
+            if members:
+                return await self._write(row, st, t, action="wait-member-teardown", requeue_s=0.2)
+            return await self._finish(row, st, reason, t)
+        obs = await self._observe(prov, str(row.external_name), params)
+        st["observed"] = {"state": obs.state.value, "message": obs.message, "at": iso(t)}
+        if obs.state == State.ABSENT:
+            return await self._finish(row, st, reason, t)
+        started = parse_time(st.get("teardownRequestedAt")) or t
+        limit = cls.seconds("deprovisionTimeout")
+        if limit is not None and t > started + timedelta(seconds=limit) and not condition(st, "Deprovisioned"):
+            set_condition(st, "Deprovisioned", False, "Stuck", f"still {obs.state.value} after {int(limit)}s", t)
+            log.warning("cluster %s: deprovisioning is stuck (%s)", row.name, obs.state.value)
+        if obs.state == State.DELETING:
+            return await self._write(row, st, t, action="wait-delete", requeue_s=self._poll(st))
+        try:
+            await self._effect("delete", lambda: prov.delete(str(row.external_name), params))
+        except ProvisionerError as exc:
+            return await self._retry(row, st, t, "delete", exc)
+        attempts = dict(st.get("attempts") or {})
+        attempts["deprovision"] = attempts.get("deprovision", 0) + 1
+        st["attempts"] = attempts
+        return await self._write(row, st, t, action="delete", requeue_s=0.05)
+
+    async def _finish(self, row: ClusterRow, st: dict[str, Any], reason: str, t: datetime) -> Pass:
+        failed = reason in FAILURE_REASONS
+        set_condition(st, "Deprovisioned", True, "Absent", "nothing is left outside", t)
+        st["deprovisionedAt"] = iso(t)
+        phase = "Failed" if failed else "Deprovisioned"
+        return await self._write(row, st, t, action="finish", phase=phase, finished=True, requeue_s=None)
+
+    async def _finished(self, row: ClusterRow, t: datetime) -> Pass:
+        """A finished record is removed when deletion was asked for (or its history time is over)."""
+        updated = aware(row.updated_at) or t
+        if row.deletion_requested or t >= updated + timedelta(seconds=self.settings.history_s):
+            await self.clusters.delete_cluster_row(row.id, row.resource_version)
+            return Pass(row.name, row.phase, "remove", True)
+        nxt = updated + timedelta(seconds=self.settings.history_s)
+        await self.clusters.update_cluster(row.id, row.resource_version, next_reconcile_at=nxt)
+        return Pass(row.name, row.phase, "", True)
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    async def _retry(self, row: ClusterRow, st: dict[str, Any], t: datetime, verb: str, exc: Exception) -> Pass:
+        """Transient failure: capped exponential back-off with jitter, counted in status."""
+        errors = dict(st.get("errors") or {})
+        n = int(errors.get(verb, 0)) + 1
+        errors[verb] = n
+        st["errors"] = errors
+        st["message"] = f"{verb} failed (attempt {n}): {exc}"
+        log.warning("cluster %s: %s failed (attempt %d): %s", row.name, verb, n, exc)
+        delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** min(n, 10))
+        return await self._write(row, st, t, action=f"retry:{verb}", requeue_s=self._jitter(delay))
+
+    def _poll(self, st: dict[str, Any]) -> float:
+        polls = int((st.get("attempts") or {}).get("polls", 0))
+        return float(min(2.0, 0.1 * 2 ** min(polls, 5)))
+
+    @staticmethod
+    def _jitter(delay: float) -> float:
+        return delay * random.uniform(0.8, 1.2)
+
+    def _tags(self, row: ClusterRow, cls: ClassSpec) -> OwnerTags:
+        expires = aware(row.expires_at)
+        return OwnerTags(
+            controller=self.settings.controller_id,
+            cluster_uid=row.id,
+            cluster_name=row.name,
+            environment=row.env_id,
+            class_name=row.class_name,
+            expires_at=int(expires.timestamp()) if expires else 0,
+        )
+
+    # ------------------------------------------------------------------ pools
+
+    async def sync_pools(self) -> None:
+        for pool in await self.clusters.list_pools():
+            try:
+                await self.sync_pool(pool)
+            except (SpecError, ProvisionerError) as exc:
+                await self.clusters.set_pool_status(pool.id, {**(pool.status or {}), "message": str(exc)})
+
+    async def sync_pool(self, pool: ClusterPoolRow) -> None:
+        """Keep ``size`` spares (ready + provisioning) within ``maxSize`` members; drop surplus spares,
+        oldest first. Stale spares expire by their own lifetime (``maxSpareAge``); broken ones are torn
+        down by their own reconcile — both are then replaced here."""
+        spec = parse_pool(pool.spec)
+        t = self.clock()
+        size = effective_size(spec, t)
+        members = await self.clusters.pool_members(pool.env_id, pool.name)
+        live = [m for m in members if not m.teardown and m.phase != "Deprovisioning"]
+        spares = [m for m in live if m.pool_state != "claimed"]
+        if len(spares) < size:
+            room = spec.maxSize - len(live)
+            for _ in range(max(0, min(size - len(spares), room))):
+                await self._create_member(pool, spec)
+        elif len(spares) > size:
+            for m in sorted(spares, key=lambda m: m.created_at)[: len(spares) - size]:
+                await self.clusters.signal(m.id, teardown=True)
+        counts = await self.clusters.pool_counts(pool.env_id, pool.name)
+        status = {**counts, "size": size, "observedAt": iso(t)}
+        if status != {k: (pool.status or {}).get(k) for k in status}:
+            await self.clusters.set_pool_status(pool.id, status)
+
+    async def _create_member(self, pool: ClusterPoolRow, spec: PoolSpec) -> ClusterRow:
+        name = f"{pool.name[:50]}-{secrets.token_hex(3)}"
+        body = {"classRef": spec.classRef, "parameters": spec.parameters, "lifetime": spec.maxSpareAge}
+        labels = {"pool": pool.name}
+        return await self.clusters.create_cluster(
+            pool.env_id, name, spec.classRef, body, labels=labels, member_of=pool.name
+        )
+
+
+def external_name(row: ClusterRow) -> str:
+    """Deterministic: the same record always names the same external resource."""
+    return f"ec-{row.id[:10]}"
+
+
+def agent_name(row: ClusterRow) -> str:
+    return f"cluster-{row.name}"
+
+
+def effective_size(spec: PoolSpec, t: datetime) -> int:
+    """The size of the schedule entry that fired last (``spec.size`` without a schedule)."""
+    best: tuple[datetime, int] | None = None
+    for entry in spec.schedule:
+        fired = croniter(entry.cron, t).get_prev(datetime)
+        if best is None or fired > best[0]:
+            best = (fired, entry.size)
+    return spec.size if best is None else best[1]
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,483 @@
+"""Queries of the ephemeral-cluster lifecycle (classes, pools, clusters, sealed credentials, the lease).
+
+Every write to a cluster is a compare-and-swap on ``resource_version``: the controller re-reads and
+retries on :class:`Conflict`, never merges. Pool claims are the same CAS on the member's row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from shoal.store._cluster_models import (
+    ClusterClassRow,
+    ClusterCredentialRow,
+    ClusterPoolRow,
+    ClusterRow,
+    ControllerLeaseRow,
+)
+from shoal.store._errors import Conflict, NotFound
+from shoal.store._selectors import LabelSelector
+from shoal.store._store import Store, new_id, now
+
+TERMINAL_PHASES = ("Deprovisioned", "Failed")
+
+
+def aware(ts: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    if ts is None:
+        return None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+class ClusterStore:
+    """Cluster queries over a :class:`Store` (one short transaction per call)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ------------------------------------------------------------------ classes and pools
+
+    async def apply_class(self, env_id: str, name: str, spec: dict[str, Any]) -> tuple[ClusterClassRow, bool]:
+        return await self._apply(ClusterClassRow, env_id, name, spec)
+
+    async def apply_pool(self, env_id: str, name: str, spec: dict[str, Any]) -> tuple[ClusterPoolRow, bool]:
+        return await self._apply(ClusterPoolRow, env_id, name, spec)
+
+    async def _apply(self, model: Any, env_id: str, name: str, spec: dict[str, Any]) -> tuple[Any, bool]:
+        for _ in range(3):
+            try:
+                async with self.store.session() as s:
+                    row = (
+                        await s.execute(select(model).where(model.env_id == env_id, model.name == name))
+                    ).scalar_one_or_none()
+                    ts = now()
+                    if row is None:
+                        row = model(
+                            id=new_id(),
+                            env_id=env_id,
+                            name=name,
+                            spec=spec,
+                            resource_version=1,
+                            created_at=ts,
+                            updated_at=ts,
+                        )
+                        s.add(row)
+                        return row, True
+                    if row.spec == spec:
+                        return row, False
+                    row.spec = spec
+                    row.resource_version += 1
+                    row.updated_at = ts
+                    return row, True
+            except IntegrityError:
+                continue  # created concurrently: the next round updates it
+        raise Conflict(f"{name!r} is being changed concurrently, try again")
+
+    async def get_class(self, env_id: str, name: str) -> ClusterClassRow | None:
+        async with self.store.session() as s:
+            return (
+                await s.execute(
+                    select(ClusterClassRow).where(ClusterClassRow.env_id == env_id, ClusterClassRow.name == name)
+                )
+            ).scalar_one_or_none()
+
+    async def list_classes(self, env_id: str) -> list[ClusterClassRow]:
+        async with self.store.session() as s:
+            q = select(ClusterClassRow).where(ClusterClassRow.env_id == env_id).order_by(ClusterClassRow.name)
+            return list((await s.execute(q)).scalars())
+
+    async def delete_class(self, env_id: str, name: str) -> None:
+        async with self.store.session() as s:
+            res = await s.execute(
+                delete(ClusterClassRow).where(ClusterClassRow.env_id == env_id, ClusterClassRow.name == name)
+            )
+        if not res.rowcount:  # type: ignore[attr-defined]
+            raise NotFound(f"cluster class {name!r} not found")
+
+    async def get_pool(self, env_id: str, name: str) -> ClusterPoolRow | None:
+        async with self.store.session() as s:
+            return (
+                await s.execute(
+                    select(ClusterPoolRow).where(ClusterPoolRow.env_id == env_id, ClusterPoolRow.name == name)
+                )
+            ).scalar_one_or_none()
+
+    async def list_pools(self, env_id: str | None = None) -> list[ClusterPoolRow]:
+        q = select(ClusterPoolRow).order_by(ClusterPoolRow.name)
+        if env_id is not None:
+            q = q.where(ClusterPoolRow.env_id == env_id)
+        async with self.store.session() as s:
+            return list((await s.execute(q)).scalars())
+
+    async def delete_pool(self, env_id: str, name: str) -> None:
+        async with self.store.session() as s:
+            res = await s.execute(
+                delete(ClusterPoolRow).where(ClusterPoolRow.env_id == env_id, ClusterPoolRow.name == name)
+            )
+        if not res.rowcount:  # type: ignore[attr-defined]
+            raise NotFound(f"cluster pool {name!r} not found")
+
+    async def set_pool_status(self, pool_id: str, status: dict[str, Any]) -> None:
+        async with self.store.session() as s:
+            await s.execute(update(ClusterPoolRow).where(ClusterPoolRow.id == pool_id).values(status=status))
+
+    # ------------------------------------------------------------------ clusters
+
+    async def create_cluster(
+        self,
+        env_id: str,
+        name: str,
+        class_name: str,
+        spec: dict[str, Any],
+        *,
+        labels: dict[str, str] | None = None,
+        owner: dict[str, Any] | None = None,
+        member_of: str | None = None,
+        created_by: dict[str, Any] | None = None,
+        cluster_id: str | None = None,
+    ) -> ClusterRow:
+        ts = now()
+        row = ClusterRow(
+            id=cluster_id or new_id(),
+            env_id=env_id,
+            name=name,
+            class_name=class_name,
+            spec=spec,
+            status={"phase": "Pending", "conditions": []},
+            labels=dict(labels or {}),
+            owner=dict(owner or {}),
+            phase="Pending",
+            external_name=None,
+            teardown=bool(spec.get("teardown")),
+            deletion_requested=False,
+            finished=False,
+            member_of=member_of,
+            pool_state="provisioning" if member_of else None,
+            claimed_by=None,
+            expires_at=None,
+            next_reconcile_at=ts,
+            resource_version=1,
+            created_by=dict(created_by or {}),
+            created_at=ts,
+            updated_at=ts,
+        )
+        try:
+            async with self.store.session() as s:
+                s.add(row)
+        except IntegrityError:
+            raise Conflict(f"cluster {name!r} already exists") from None
+        return row
+
+    async def get_cluster(self, env_id: str, name: str) -> ClusterRow:
+        async with self.store.session() as s:
+            row = (
+                await s.execute(select(ClusterRow).where(ClusterRow.env_id == env_id, ClusterRow.name == name))
+            ).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"cluster {name!r} not found")
+        return row
+
+    async def get_cluster_by_id(self, cluster_id: str) -> ClusterRow | None:
+        async with self.store.session() as s:
+            return await s.get(ClusterRow, cluster_id)
+
+    async def list_clusters(
+        self,
+        env_id: str | None = None,
+        selector: LabelSelector | None = None,
+        *,
+        include_finished: bool = True,
+        include_members: bool = True,
+        class_name: str | None = None,
+    ) -> list[ClusterRow]:
+        q = select(ClusterRow)
+        if env_id is not None:
+            q = q.where(ClusterRow.env_id == env_id)
+        if not include_finished:
+            q = q.where(ClusterRow.finished.is_(False))
+        if not include_members:
+            q = q.where(ClusterRow.member_of.is_(None))
+        if class_name is not None:
+            q = q.where(ClusterRow.class_name == class_name)
+        async with self.store.session() as s:
+            rows = list((await s.execute(q.order_by(ClusterRow.created_at, ClusterRow.name))).scalars())
+        if selector is not None:
+            rows = [r for r in rows if selector.matches({str(k): str(v) for k, v in (r.labels or {}).items()})]
+        return rows
+
+    async def due_clusters(self, at: datetime, limit: int = 500) -> list[str]:
+        """Ids of clusters whose next reconcile is due (finished ones only while deletion is pending)."""
+        q = (
+            select(ClusterRow.id)
+            .where(
+                or_(ClusterRow.finished.is_(False), ClusterRow.deletion_requested.is_(True)),
+                ClusterRow.next_reconcile_at <= at,
+            )
+            .order_by(ClusterRow.next_reconcile_at)
+            .limit(limit)
+        )
+        async with self.store.session() as s:
+            return [str(i) for i in (await s.execute(q)).scalars()]
+
+    async def next_due_at(self) -> datetime | None:
+        q = select(func.min(ClusterRow.next_reconcile_at)).where(
+            or_(ClusterRow.finished.is_(False), ClusterRow.deletion_requested.is_(True))
+        )
+        async with self.store.session() as s:
+            return aware((await s.execute(q)).scalar_one_or_none())
+
+    async def update_cluster(self, cluster_id: str, resource_version: int, **values: Any) -> ClusterRow:
+        """Compare-and-swap write; :class:`Conflict` when someone else wrote in between."""
+        values = {**values, "resource_version": resource_version + 1, "updated_at": now()}
+        async with self.store.session() as s:
+            res = await s.execute(
+                update(ClusterRow)
+                .where(ClusterRow.id == cluster_id, ClusterRow.resource_version == resource_version)
+                .values(**values)
+            )
+            if not res.rowcount:  # type: ignore[attr-defined]
+                raise Conflict(f"cluster {cluster_id} changed concurrently")
+            row = await s.get(ClusterRow, cluster_id)
+            assert row is not None
+            await s.refresh(row)
+        return row
+
+    async def signal(self, cluster_id: str, *, teardown: bool = False, delete_: bool = False) -> ClusterRow:
+        """The user's teardown/deletion signal: sticky flags, written without a version check."""
+        values: dict[str, Any] = {
+            "resource_version": ClusterRow.resource_version + 1,
+            "updated_at": now(),
+            "next_reconcile_at": now(),
+        }
+        if teardown:
+            values["teardown"] = True
+        if delete_:
+            values["deletion_requested"] = True
+        async with self.store.session() as s:
+            await s.execute(update(ClusterRow).where(ClusterRow.id == cluster_id).values(**values))
+            row = await s.get(ClusterRow, cluster_id)
+            if row is None:
+                raise NotFound(f"cluster {cluster_id} not found")
+            await s.refresh(row)
+            return row
+
+    async def poke(self, cluster_id: str, at: datetime | None = None) -> None:
+        """Make a cluster due now (or at ``at``, if that is earlier than what is stored)."""
+        at = at or now()
+        async with self.store.session() as s:
+            await s.execute(
+                update(ClusterRow)
+                .where(ClusterRow.id == cluster_id, ClusterRow.next_reconcile_at > at)
+                .values(next_reconcile_at=at)
+            )
+
+    async def touch_activity(self, cluster_id: str) -> ClusterRow:
+        """Renew ``lastActivityAt`` (idle timeout, heartbeat owners): a compare-and-swap like any write."""
+        for _ in range(20):
+            row = await self.get_cluster_by_id(cluster_id)
+            if row is None:
+                raise NotFound(f"cluster {cluster_id} not found")
+            status = {**(row.status or {}), "lastActivityAt": now().isoformat()}
+            try:
+                return await self.update_cluster(row.id, row.resource_version, status=status)
+            except Conflict:
+                continue
+        raise Conflict(f"cluster {cluster_id} is changing too fast to renew, try again")
+
+    async def count_in_phases(self, env_id: str, class_name: str, phases: Sequence[str]) -> int:
+        q = select(func.count()).where(
+            ClusterRow.env_id == env_id,
+            ClusterRow.class_name == class_name,
+            ClusterRow.phase.in_(list(phases)),
+        )
+        async with self.store.session() as s:
+            return int((await s.execute(q)).scalar_one())
+
+    async def delete_cluster_row(self, cluster_id: str, resource_version: int) -> bool:
+        async with self.store.session() as s:
+            res = await s.execute(
+                delete(ClusterRow).where(
+                    ClusterRow.id == cluster_id, ClusterRow.resource_version == resource_version
+                )
+            )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    async def count_active(self, env_id: str, class_name: str, exclude: str | None = None) -> int:
+        q = select(func.count()).where(
+            ClusterRow.env_id == env_id,
+            ClusterRow.class_name == class_name,
+            ClusterRow.finished.is_(False),
+            ClusterRow.phase != "Pending",
+        )
+        if exclude is not None:
+            q = q.where(ClusterRow.id != exclude)
+        async with self.store.session() as s:
+            return int((await s.execute(q)).scalar_one())
+
+    async def pool_members(self, env_id: str, pool: str, *, include_finished: bool = False) -> list[ClusterRow]:
+        q = select(ClusterRow).where(ClusterRow.env_id == env_id, ClusterRow.member_of == pool)
+        if not include_finished:
+            q = q.where(ClusterRow.finished.is_(False))
+        async with self.store.session() as s:
+            return list((await s.execute(q.order_by(ClusterRow.created_at, ClusterRow.id))).scalars())
+
+    async def available_members(self, env_id: str, pool: str) -> list[ClusterRow]:
+        """Ready, unclaimed spares, oldest first (FIFO, so that spares do not rot)."""
+        q = (
+            select(ClusterRow)
+            .where(
+                ClusterRow.env_id == env_id,
+                ClusterRow.member_of == pool,
+                ClusterRow.pool_state == "available",
+                ClusterRow.phase == "Ready",
+                ClusterRow.teardown.is_(False),
+                ClusterRow.finished.is_(False),
+            )
+            .order_by(ClusterRow.created_at, ClusterRow.id)
+        )
+        async with self.store.session() as s:
+            return list((await s.execute(q)).scalars())
+
+    async def claim_member(self, member: ClusterRow, claim_id: str, expires_at: datetime | None) -> bool:
+        """Compare-and-swap a spare to ``claimed`` for ``claim_id``; False when someone else won."""
+        async with self.store.session() as s:
+            res = await s.execute(
+                update(ClusterRow)
+                .where(
+                    ClusterRow.id == member.id,
+                    ClusterRow.resource_version == member.resource_version,
+                    ClusterRow.pool_state == "available",
+                )
+                .values(
+                    pool_state="claimed",
+                    claimed_by=claim_id,
+                    expires_at=expires_at,
+                    status={**(member.status or {}), "expiresAt": expires_at.isoformat() if expires_at else None},
+                    resource_version=member.resource_version + 1,
+                    updated_at=now(),
+                    next_reconcile_at=now(),
+                )
+            )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    async def claimed_by(self, claim_id: str) -> list[ClusterRow]:
+        async with self.store.session() as s:
+            q = select(ClusterRow).where(ClusterRow.claimed_by == claim_id)
+            return list((await s.execute(q)).scalars())
+
+    # ------------------------------------------------------------------ credentials
+
+    async def put_credentials(self, cluster_id: str, sealed: str, expires_at: datetime | None) -> None:
+        async with self.store.session() as s:
+            row = await s.get(ClusterCredentialRow, cluster_id)
+            if row is None:
+                s.add(
+                    ClusterCredentialRow(
+                        cluster_id=cluster_id, sealed=sealed, expires_at=expires_at, created_at=now(), deliveries=0
+                    )
+                )
+            else:
+                row.sealed, row.expires_at, row.created_at = sealed, expires_at, now()
+
+    async def read_credentials(self, cluster_id: str) -> ClusterCredentialRow | None:
+        """The sealed credentials, counting the delivery."""
+        async with self.store.session() as s:
+            row = await s.get(ClusterCredentialRow, cluster_id)
+            if row is not None:
+                row.deliveries += 1
+            return row
+
+    async def has_credentials(self, cluster_id: str) -> bool:
+        async with self.store.session() as s:
+            return await s.get(ClusterCredentialRow, cluster_id) is not None
+
+    async def delete_credentials(self, cluster_id: str) -> None:
+        async with self.store.session() as s:
+            await s.execute(delete(ClusterCredentialRow).where(ClusterCredentialRow.cluster_id == cluster_id))
+
+    # ------------------------------------------------------------------ single writer
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the lease; True when ``holder`` holds it for the next ``ttl_s`` seconds."""
+        ts = now()
+        until = ts + timedelta(seconds=ttl_s)
+        try:
+            async with self.store.session() as s:
+                res = await s.execute(
+                    update(ControllerLeaseRow)
+                    .where(
+                        ControllerLeaseRow.name == name,
+                        or_(ControllerLeaseRow.holder == holder, ControllerLeaseRow.expires_at < ts),
+                    )
+                    .values(holder=holder, expires_at=until)
+                )
+                if res.rowcount:  # type: ignore[attr-defined]
+                    return True
+                exists = await s.get(ControllerLeaseRow, name)
+                if exists is not None:
+                    return False
+                s.add(ControllerLeaseRow(name=name, holder=holder, expires_at=until))
+            return True
+        except IntegrityError:
+            return False
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async with self.store.session() as s:
+            await s.execute(
+                delete(ControllerLeaseRow).where(
+                    and_(ControllerLeaseRow.name == name, ControllerLeaseRow.holder == holder)
+                )
+            )
+
+    # ------------------------------------------------------------------ dashboard
+
+    async def cluster_overview(self, env_id: str) -> list[dict[str, Any]]:
+        """Clusters (requests and spares) with phase, conditions, owner and expiresAt, newest first."""
+        rows = await self.list_clusters(env_id)
+        return [
+            {
+                "name": r.name,
+                "class": r.class_name,
+                "phase": r.phase,
+                "conditions": list((r.status or {}).get("conditions") or []),
+                "owner": dict(r.owner or {}),
+                "labels": dict(r.labels or {}),
+                "pool": r.member_of or (r.spec or {}).get("poolRef"),
+                "poolState": r.pool_state,
+                "expiresAt": (r.status or {}).get("expiresAt"),
+                "createdAt": aware(r.created_at).isoformat() if r.created_at else None,  # type: ignore[union-attr]
+            }
+            for r in reversed(rows)
+        ]
+
+    async def pool_overview(self, env_id: str) -> list[dict[str, Any]]:
+        """Pools with their ready / provisioning / claimed member counts."""
+        pools = await self.list_pools(env_id)
+        result = []
+        for p in pools:
+            counts = await self.pool_counts(env_id, p.name)
+            result.append({"name": p.name, "class": (p.spec or {}).get("classRef"), **counts})
+        return result
+
+    async def pool_counts(self, env_id: str, pool: str) -> dict[str, int]:
+        members = await self.pool_members(env_id, pool)
+        counts = {"ready": 0, "provisioning": 0, "claimed": 0}
+        for m in members:
+            if m.pool_state == "claimed":
+                counts["claimed"] += 1
+            elif m.teardown or m.phase == "Deprovisioning":
+                continue
+            elif m.pool_state == "available" and m.phase == "Ready":
+                counts["ready"] += 1
+            else:
+                counts["provisioning"] += 1
+        return counts
+
+
+def ids(rows: Sequence[ClusterRow]) -> list[str]:
+    return [r.id for r in rows]
