@@ -16,11 +16,10 @@ from shoal.server.dashboard._junit import FailedCase, ReportUnreadable, failed_c
 from shoal.store import ACTIVE_STATUSES, Agent, Environment, Execution, ExecutionFilter, NotFound, now
 from shoal.store._dashboard_queries import (
     EnvironmentCounts,
-    FactRow,
     environment_counts,
     group_members,
-    recent_facts,
     step_failures,
+    workflow_rollup,
 )
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -136,17 +135,6 @@ class WorkflowsView:
     total_runs: int
 
 
-def _key_of(fact: FactRow | Execution, by: str) -> str:
-    if isinstance(fact, FactRow):
-        labels, agent = fact.agent_labels, fact.agent_name
-    else:
-        labels, agent = fact.agent_labels or {}, fact.agent_name
-    if by == "agent":
-        return agent or "(no agent)"
-    value = labels.get(by)
-    return str(value) if value is not None else f"(no {by})"
-
-
 def parse_label(text: str) -> tuple[str, str] | None:
     key, sep, value = text.partition("=")
     return (key.strip(), value.strip()) if sep and key.strip() else None
@@ -180,26 +168,19 @@ async def workflows(
     store = state.store
     since = now() - WINDOWS.get(window, WINDOWS["7d"])
     wanted = parse_label(label)
-    facts = await recent_facts(store, env.id, since)
+    rollup = await workflow_rollup(store, env.id, since, by, wanted, recent=TREND_POINTS)
     names = {r.name for r in await store.list_resources(env.id, "TestWorkflow")}
-    rows: dict[str, WorkflowRow] = {n: WorkflowRow(n) for n in names}
-    per_wf: dict[str, list[FactRow]] = defaultdict(list)
-    label_keys: set[str] = set()
-    for fact in facts:
-        label_keys.update(fact.agent_labels)
-        if _label_ok(fact.agent_labels, fact.agent_name, wanted):
-            per_wf[fact.workflow].append(fact)
-    for name, runs in per_wf.items():
-        row = rows.setdefault(name, WorkflowRow(name))
-        row.runs = len(runs)
-        row.passed = sum(1 for f in runs if f.status == "passed")
-        latest: dict[str, KeyStatus] = {}
-        for f in runs:  # oldest first: the last one seen per key is the latest
-            latest[_key_of(f, by)] = KeyStatus(_key_of(f, by), f.status, f.execution_id, f.scheduled_at)
-        row.latest = sorted(latest.values(), key=lambda k: k.key)
-        row.latest_status, row.latest_id = runs[-1].status, runs[-1].execution_id
-        row.trend = [TrendPoint(f.status, f.duration_ms, f.execution_id) for f in runs[-TREND_POINTS:]]
-        row.median_ms = _median([f.duration_ms for f in runs if f.duration_ms is not None])
+    rows: dict[str, WorkflowRow] = {n: WorkflowRow(n) for n in names | set(rollup.counts)}
+    label_keys = {str(k) for a in await store.list_agents(env.id) for k in (a.labels or {})}
+    for name, (runs, passed) in rollup.counts.items():
+        row = rows[name]
+        row.runs, row.passed = runs, passed
+        row.latest = [KeyStatus(k, st, ex_id, at) for k, st, ex_id, at in rollup.latest.get(name, [])]
+        recent = rollup.recent.get(name, [])
+        row.trend = [TrendPoint(st, ms, ex_id) for ex_id, st, ms in recent]
+        if recent:
+            row.latest_id, row.latest_status = recent[-1][0], recent[-1][1]
+        row.median_ms = _median(rollup.durations.get(name, []))
     for ex in await store.active_executions(env_id=env.id):
         if ex.workflow_name in rows and _label_ok(ex.agent_labels or {}, ex.agent_name, wanted):
             rows[ex.workflow_name].running += 1
@@ -244,8 +225,8 @@ async def workflow(
     since = now() - WINDOWS.get(window, WINDOWS["7d"])
     metrics = await store.metrics(env.id, name, since, None if by == "agent" else by)
     executions, total = await store.list_executions(env.id, ExecutionFilter(workflow=name), page, 25)
-    facts = await recent_facts(store, env.id, since, workflow=name)
-    trend = [TrendPoint(f.status, f.duration_ms, f.execution_id) for f in facts[-60:]]
+    rollup = await workflow_rollup(store, env.id, since, by, recent=60, workflow=name)
+    trend = [TrendPoint(st, ms, ex_id) for ex_id, st, ms in rollup.recent.get(name, [])]
     try:
         await store.get_resource(env.id, "TestWorkflow", name)
         exists = True
