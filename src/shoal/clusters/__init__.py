@@ -45,12 +45,15 @@ from shoal.clusters._spec import (
     split_document,
 )
 from shoal.clusters._views import (
+    controller_from_env,
     default_provisioners,
+    list_classes,
     list_clusters,
     list_pools,
     present_class,
     present_cluster,
     present_pool,
+    runs_in_server,
 )
 
 __all__ = [
@@ -85,9 +88,11 @@ __all__ = [
     "World",
     "agent_name",
     "agent_pids",
+    "controller_from_env",
     "default_provisioners",
     "effective_size",
     "external_name",
+    "list_classes",
     "list_clusters",
     "list_pools",
     "parse_class",
@@ -97,5 +102,6 @@ __all__ = [
     "present_class",
     "present_cluster",
     "present_pool",
+    "runs_in_server",
     "split_document",
 ]

@@ -261,7 +261,9 @@ class ClusterController:
             nxt = t + timedelta(seconds=self.settings.history_s)
         else:
             nxt = t + timedelta(seconds=requeue_s)
-        await self.clusters.update_cluster(row.id, row.resource_version, status=st, next_reconcile_at=nxt, **columns)
+        await self.clusters.update_cluster(
+            row.id, row.resource_version, status=st, next_reconcile_at=nxt, **columns
+        )
         self.crash(f"recorded:{action or phase}")
         return Pass(row.name, phase, action, True)
 
@@ -290,7 +292,9 @@ class ClusterController:
             message = "; ".join([str(exc), *exc.problems])
             set_condition(st, "Accepted", False, "InvalidSpec", message, t)
             st["message"] = message
-            return await self._write(row, st, t, action="reject", phase="Failed", finished=True, requeue_s=None)
+            return await self._write(
+                row, st, t, action="reject", phase="Failed", finished=True, requeue_s=None
+            )
         created = aware(row.created_at) or t
         lifetime = parse_duration(spec.lifetime)
         expires = lifetime_deadline(created, lifetime, cls)
@@ -330,14 +334,21 @@ class ClusterController:
                 set_condition(st, "Accepted", True, "PoolMemberBound", f"bound to {member.name}", t)
                 return await self._write(row, st, t, action="bind", phase="Provisioning")
             if not spec.fallbackToFresh:
-                set_condition(st, "Accepted", False, "PoolExhausted", f"no ready spare in pool {spec.poolRef}", t)
+                set_condition(
+                    st, "Accepted", False, "PoolExhausted", f"no ready spare in pool {spec.poolRef}", t
+                )
                 return await self._write(row, st, t, action="wait-pool", requeue_s=self._jitter(0.5))
         quota = cls.quota
         if quota.maxActive is not None:
             active = await self.clusters.count_active(row.env_id, row.class_name, exclude=row.id)
             if active >= quota.maxActive:
                 set_condition(
-                    st, "Accepted", False, "QuotaExceeded", f"{active} of {quota.maxActive} clusters active", t
+                    st,
+                    "Accepted",
+                    False,
+                    "QuotaExceeded",
+                    f"{active} of {quota.maxActive} clusters active",
+                    t,
                 )
                 return await self._write(row, st, t, action="wait-quota", requeue_s=self._jitter(2.0))
         if quota.maxConcurrentOps is not None:
@@ -346,7 +357,12 @@ class ClusterController:
             )
             if busy >= quota.maxConcurrentOps:
                 set_condition(
-                    st, "Accepted", False, "QuotaExceeded", f"{busy} operations under way (max {quota.maxConcurrentOps})", t
+                    st,
+                    "Accepted",
+                    False,
+                    "QuotaExceeded",
+                    f"{busy} operations under way (max {quota.maxConcurrentOps})",
+                    t,
                 )
                 return await self._write(row, st, t, action="wait-ops", requeue_s=self._jitter(1.0))
         set_condition(st, "Accepted", True, "Admitted", "", t)
@@ -365,7 +381,11 @@ class ClusterController:
         for member in await self.clusters.available_members(row.env_id, pool):
             mst = member.status or {}
             cls = ClassSpec.model_validate(mst["resolved"]["class"])
-            cap = lifetime_deadline(aware(member.created_at) or t, None, cls.model_copy(update={"defaultLifetime": cls.maxLifetime}))
+            cap = lifetime_deadline(
+                aware(member.created_at) or t,
+                None,
+                cls.model_copy(update={"defaultLifetime": cls.maxLifetime}),
+            )
             claim_exp = aware(row.expires_at) or (t + timedelta(seconds=claim_life or 3600))
             expires = min(claim_exp, cap)
             self.crash("before:claim")
@@ -409,7 +429,9 @@ class ClusterController:
             obs = await self._observe(prov, ext, params)
             st["observed"] = {"state": obs.state.value, "message": obs.message, "at": iso(t)}
             if obs.state == State.FAILED:
-                return await self._start_teardown(row, st, "ProvisionFailed", obs.message or "provisioner failed", t)
+                return await self._start_teardown(
+                    row, st, "ProvisionFailed", obs.message or "provisioner failed", t
+                )
             if timed_out:
                 return await self._start_teardown(row, st, "ProvisionFailed", "provision timeout", t)
             if obs.state == State.ABSENT or (obs.state == State.CREATING and obs.handle.get("retryEnsure")):
@@ -445,7 +467,9 @@ class ClusterController:
             agent = st.get("agent") or {}
             if not agent.get("installedAt"):
                 try:
-                    name = await self._effect("install_agent", lambda: self._install_agent(row, prov, ext, params, cls))
+                    name = await self._effect(
+                        "install_agent", lambda: self._install_agent(row, prov, ext, params, cls)
+                    )
                 except ProvisionerError as exc:
                     if exc.permanent:
                         return await self._start_teardown(row, st, "ProvisionFailed", str(exc), t)
@@ -454,7 +478,9 @@ class ClusterController:
                 return await self._write(row, st, t, action="install_agent", requeue_s=0.1)
             if not await self._agent_online(row.env_id, agent["name"]):
                 if timed_out:
-                    return await self._start_teardown(row, st, "ProvisionFailed", "the agent never came online", t)
+                    return await self._start_teardown(
+                        row, st, "ProvisionFailed", "the agent never came online", t
+                    )
                 return await self._write(row, st, t, action="wait-agent", requeue_s=0.1)
             set_condition(st, "AgentReady", True, "Online", f"agent {agent['name']} is online", t)
         st["readyAt"] = iso(t)
@@ -476,14 +502,22 @@ class ClusterController:
             return Observation(State.DEGRADED, f"observe failed: {exc}")
 
     async def _mint(
-        self, row: ClusterRow, prov: Provisioner, ext: str, params: dict[str, Any], cls: ClassSpec, t: datetime
+        self,
+        row: ClusterRow,
+        prov: Provisioner,
+        ext: str,
+        params: dict[str, Any],
+        cls: ClassSpec,
+        t: datetime,
     ) -> None:
         ttl = parse_duration(cls.credentials.tokenTTL) or 3600.0
         expires = aware(row.expires_at)
         if expires is not None:
             ttl = max(60.0, min(ttl, (expires - t).total_seconds()))
         creds = await prov.credentials(ext, params, ttl)
-        await self.clusters.put_credentials(row.id, self.sealer.seal({"kubeconfig": creds.kubeconfig}), creds.expires_at)
+        await self.clusters.put_credentials(
+            row.id, self.sealer.seal({"kubeconfig": creds.kubeconfig}), creds.expires_at
+        )
 
     async def _install_agent(
         self, row: ClusterRow, prov: Provisioner, ext: str, params: dict[str, Any], cls: ClassSpec
@@ -493,7 +527,11 @@ class ClusterController:
         token_name = f"shoal-cluster:{row.id}"
         await self.store.revoke_tokens_named(token_name)  # a token minted by a crashed pass is dropped
         _tok, plaintext = await self.store.create_token(env.org_id, env.id, "agent", token_name)
-        labels = {**cls.agentLabels, **{str(k): str(v) for k, v in (row.labels or {}).items()}, "cluster": row.name}
+        labels = {
+            **cls.agentLabels,
+            **{str(k): str(v) for k, v in (row.labels or {}).items()},
+            "cluster": row.name,
+        }
         server = self.settings.server_url
         if not server:
             raise ProvisionerError("the controller does not know the server URL agents should connect to")
@@ -526,10 +564,14 @@ class ClusterController:
                 obs = await self._observe(prov, ext, params)
                 st["observed"] = {"state": obs.state.value, "message": obs.message, "at": iso(t)}
                 if obs.state in (State.ABSENT, State.DELETING, State.FAILED):
-                    return await self._start_teardown(row, st, "Lost", f"provisioner says {obs.state.value}", t)
+                    return await self._start_teardown(
+                        row, st, "Lost", f"provisioner says {obs.state.value}", t
+                    )
                 healthy = obs.state == State.READY
                 if healthy != is_true(st, "Provisioned"):
-                    set_condition(st, "Provisioned", healthy, "Ready" if healthy else "Degraded", obs.message, t)
+                    set_condition(
+                        st, "Provisioned", healthy, "Ready" if healthy else "Degraded", obs.message, t
+                    )
         return await self._write(row, st, t, action="observe", requeue_s=self._ready_requeue(row, st, cls, t))
 
     def _ready_requeue(self, row: ClusterRow, st: dict[str, Any], cls: ClassSpec, t: datetime) -> float:
@@ -641,8 +683,14 @@ class ClusterController:
             return await self._finish(row, st, reason, t)
         started = parse_time(st.get("teardownRequestedAt")) or t
         limit = cls.seconds("deprovisionTimeout")
-        if limit is not None and t > started + timedelta(seconds=limit) and not condition(st, "Deprovisioned"):
-            set_condition(st, "Deprovisioned", False, "Stuck", f"still {obs.state.value} after {int(limit)}s", t)
+        if (
+            limit is not None
+            and t > started + timedelta(seconds=limit)
+            and not condition(st, "Deprovisioned")
+        ):
+            set_condition(
+                st, "Deprovisioned", False, "Stuck", f"still {obs.state.value} after {int(limit)}s", t
+            )
             log.warning("cluster %s: deprovisioning is stuck (%s)", row.name, obs.state.value)
         if obs.state == State.DELETING:
             return await self._write(row, st, t, action="wait-delete", requeue_s=self._poll(st))
@@ -674,7 +722,9 @@ class ClusterController:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    async def _retry(self, row: ClusterRow, st: dict[str, Any], t: datetime, verb: str, exc: Exception) -> Pass:
+    async def _retry(
+        self, row: ClusterRow, st: dict[str, Any], t: datetime, verb: str, exc: Exception
+    ) -> Pass:
         """Transient failure: capped exponential back-off with jitter, counted in status."""
         errors = dict(st.get("errors") or {})
         n = int(errors.get(verb, 0)) + 1

@@ -84,7 +84,12 @@ class ProcessSpawner:
         log = open(state / "agent.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen(
-                args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                args,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -130,9 +135,7 @@ def _alive(pid: int) -> bool:
 class LocalProvisioner:
     name = "local"
 
-    def __init__(
-        self, root: Path, spawner: AgentSpawner | None = None, crash: CrashHook = no_crash
-    ) -> None:
+    def __init__(self, root: Path, spawner: AgentSpawner | None = None, crash: CrashHook = no_crash) -> None:
         self.root = root
         self.spawner: AgentSpawner = spawner or ProcessSpawner()
         self.crash = crash
@@ -235,7 +238,9 @@ class LocalProvisioner:
             if data is None:
                 if entry.name.startswith((".tmp-", ".del-")):  # before its tags were written
                     created = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
-                    owned.append(OwnedResource(ext, OwnerTags(controller, "", "", "", "", 0), created, "sandbox"))
+                    owned.append(
+                        OwnedResource(ext, OwnerTags(controller, "", "", "", "", 0), created, "sandbox")
+                    )
                 continue
             tags = OwnerTags.from_dict(data)
             if tags.controller != controller:

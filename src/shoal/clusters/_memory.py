@@ -69,7 +69,9 @@ class MemoryProvisioner:
         if ext not in self.world.resources:
             raise ProvisionerError(f"{ext} does not exist")
         self.world.calls.append(("credentials", ext))
-        return Credentials(f"apiVersion: v1\nkind: Config\n# {ext}\n", datetime.now(UTC) + timedelta(seconds=ttl_s))
+        return Credentials(
+            f"apiVersion: v1\nkind: Config\n# {ext}\n", datetime.now(UTC) + timedelta(seconds=ttl_s)
+        )
 
     async def delete(self, ext: str, params: dict[str, Any]) -> None:
         self.world.calls.append(("delete", ext))

@@ -45,13 +45,24 @@ DEFAULT_LIMITS = {
     "default": {"cpu": "1", "memory": "1Gi"},
     "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
 }
-_KNOWN = {"kubeconfig", "context", "server", "quota", "limits", "clusterRole", "serviceAccount", "networkPolicy"}
+_KNOWN = {
+    "kubeconfig",
+    "context",
+    "server",
+    "quota",
+    "limits",
+    "clusterRole",
+    "serviceAccount",
+    "networkPolicy",
+}
 
 
 def _transient(exc: Exception) -> ProvisionerError:
     if isinstance(exc, ApiError):
         code = int(exc.status.code or 0)
-        return ProvisionerError(f"{code} {exc.status.reason}: {exc.status.message}", permanent=code in (400, 403, 422))
+        return ProvisionerError(
+            f"{code} {exc.status.reason}: {exc.status.message}", permanent=code in (400, 403, 422)
+        )
     return ProvisionerError(f"{type(exc).__name__}: {exc}")
 
 
@@ -62,7 +73,10 @@ class NamespaceProvisioner:
         self._clients: dict[tuple[str, str], tuple[AsyncClient, SingleConfig]] = {}
 
     def validate(self, params: dict[str, Any]) -> list[str]:
-        problems = [f"parameters.{k}: unknown parameter of the namespace provisioner" for k in sorted(set(params) - _KNOWN)]
+        problems = [
+            f"parameters.{k}: unknown parameter of the namespace provisioner"
+            for k in sorted(set(params) - _KNOWN)
+        ]
         for key in ("quota",):
             if key in params and not isinstance(params[key], dict):
                 problems.append(f"parameters.{key}: expected a mapping")
@@ -74,11 +88,11 @@ class NamespaceProvisioner:
         key = (str(params.get("kubeconfig") or ""), str(params.get("context") or ""))
         if key not in self._clients:
             try:
-                config = (
-                    KubeConfig.from_file(Path(key[0]).expanduser()) if key[0] else KubeConfig.from_env()
-                )
+                config = KubeConfig.from_file(Path(key[0]).expanduser()) if key[0] else KubeConfig.from_env()
             except ConfigError as exc:
-                raise ProvisionerError(f"no usable host cluster configuration: {exc}", permanent=True) from exc
+                raise ProvisionerError(
+                    f"no usable host cluster configuration: {exc}", permanent=True
+                ) from exc
             single = config.get(context_name=key[1] or None)
             if single is None:
                 raise ProvisionerError("the host cluster configuration has no usable context", permanent=True)
@@ -127,7 +141,9 @@ class NamespaceProvisioner:
             ResourceQuota.from_dict(
                 {
                     "metadata": {"name": "shoal-quota", "labels": own},
-                    "spec": {"hard": {str(k): str(v) for k, v in (params.get("quota") or DEFAULT_QUOTA).items()}},
+                    "spec": {
+                        "hard": {str(k): str(v) for k, v in (params.get("quota") or DEFAULT_QUOTA).items()}
+                    },
                 }
             ),
             ServiceAccount.from_dict({"metadata": {"name": sa, "labels": own}}),
@@ -187,7 +203,9 @@ class NamespaceProvisioner:
         client, config = self._client(params)
         sa = str(params.get("serviceAccount") or "shoal-user")
         seconds = max(600, int(ttl_s))  # the TokenRequest API refuses less than 10 minutes
-        req = ServiceAccount.Token(metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=seconds))
+        req = ServiceAccount.Token(
+            metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=seconds)
+        )
         try:
             res = await client.create(req, sa, namespace=ext)
         except Exception as exc:

@@ -268,7 +268,12 @@ def set_condition(
 ) -> None:
     """Positive conditions (True means it happened); the transition time moves only on a flip."""
     conds = [dict(c) for c in status.get("conditions") or []]
-    new: dict[str, Any] = {"type": ctype, "status": "True" if value else "False", "reason": reason, "message": message}
+    new: dict[str, Any] = {
+        "type": ctype,
+        "status": "True" if value else "False",
+        "reason": reason,
+        "message": message,
+    }
     for i, c in enumerate(conds):
         if c.get("type") == ctype:
             new["lastTransitionTime"] = (

@@ -3,9 +3,11 @@ provisioners a control plane starts with."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+from shoal.clusters._controller import ClusterController, ControllerSettings, Sealer
 from shoal.clusters._local import AgentSpawner, LocalProvisioner
 from shoal.clusters._memory import MemoryProvisioner
 from shoal.clusters._provisioner import Provisioner
@@ -42,7 +44,15 @@ def present_cluster(row: ClusterRow) -> dict[str, Any]:
     spec = dict(row.spec or {})
     spec["classRef"] = row.class_name
     spec["teardown"] = bool(row.teardown)
-    return {"apiVersion": API_VERSION, "kind": KIND_CLUSTER, "metadata": meta, "spec": spec, "status": status}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND_CLUSTER,
+        "name": row.name,  # convenience for scripts (`jq -r .name`); the same as metadata.name
+        "phase": row.phase,  # the same as status.phase
+        "metadata": meta,
+        "spec": spec,
+        "status": status,
+    }
 
 
 def present_class(name: str, spec: dict[str, Any], row: ClusterClassRow | None = None) -> dict[str, Any]:
@@ -102,3 +112,28 @@ def default_provisioners(home: Path, spawner: AgentSpawner | None = None) -> dic
         "script": ScriptProvisioner(),
         "noop": MemoryProvisioner(),
     }
+
+
+def controller_from_env(store: Store, sealer: Sealer, home: Path, server_url: str = "") -> ClusterController:
+    """The controller a server (or ``shoal controller``) runs, tuned by ``SHOAL_CLUSTERS_*`` variables:
+    ``POLL_S`` (loop interval), ``LEASE_S`` (single-writer lease), ``REAP_S`` / ``REAP_GRACE_S``
+    (reaper period and grace), ``CONTROLLER_ID`` (ownership tag)."""
+
+    def num(name: str, default: float) -> float:
+        raw = os.environ.get(f"SHOAL_CLUSTERS_{name}")
+        return float(raw) if raw else default
+
+    settings = ControllerSettings(
+        controller_id=os.environ.get("SHOAL_CLUSTERS_CONTROLLER_ID", ""),
+        server_url=server_url.rstrip("/"),
+        poll_interval_s=num("POLL_S", 1.0),
+        lease_ttl_s=num("LEASE_S", 15.0),
+        reap_interval_s=num("REAP_S", 300.0),
+        reap_grace_s=num("REAP_GRACE_S", 600.0),
+    )
+    return ClusterController(store, sealer, default_provisioners(home), settings)
+
+
+def runs_in_server() -> bool:
+    """False when ``SHOAL_CLUSTERS_CONTROLLER=0`` (a separate ``shoal controller`` reconciles)."""
+    return os.environ.get("SHOAL_CLUSTERS_CONTROLLER", "1") not in ("0", "false", "no")

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shoal.clusters import ClusterController, controller_from_env, runs_in_server
 from shoal.server._bus import LocalBus, PostgresBus, asyncpg_dsn
 from shoal.server._executions import ExecutionService
 from shoal.server._hub import AgentHub
@@ -35,6 +36,7 @@ class ServerState:
     retention: Retention
     organization: Organization
     admin_token: str | None = None  # only when this start created it
+    clusters: ClusterController | None = None  # the ephemeral-cluster controller (API uses its store side)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -55,6 +57,9 @@ class ServerState:
         state = cls(settings, store, blobs, bus, hub, sealer, executions, retention, org, admin_token)
         state.tasks.append(asyncio.create_task(state._sweeper(), name="shoal-sweeper"))
         state.tasks.append(asyncio.create_task(state._pruner(), name="shoal-pruner"))
+        state.clusters = controller_from_env(store, sealer, settings.home, settings.public_url)
+        if runs_in_server():
+            state.tasks.append(asyncio.create_task(state.clusters.run(), name="shoal-clusters"))
         return state
 
     async def _sweeper(self) -> None:

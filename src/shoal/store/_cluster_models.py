@@ -67,7 +67,9 @@ class ClusterRow(Base):
     deletion_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     finished: Mapped[bool] = mapped_column(Boolean, default=False)  # Deprovisioned/Failed: nothing outside
     member_of: Mapped[str | None] = mapped_column(String(63), nullable=True)  # pool name of a spare
-    pool_state: Mapped[str | None] = mapped_column(String(16), nullable=True)  # provisioning|available|claimed
+    pool_state: Mapped[str | None] = mapped_column(
+        String(16), nullable=True
+    )  # provisioning|available|claimed
     claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)  # uid of the claiming request
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     next_reconcile_at: Mapped[datetime]

@@ -82,7 +82,9 @@ class ClusterStore:
         async with self.store.session() as s:
             return (
                 await s.execute(
-                    select(ClusterClassRow).where(ClusterClassRow.env_id == env_id, ClusterClassRow.name == name)
+                    select(ClusterClassRow).where(
+                        ClusterClassRow.env_id == env_id, ClusterClassRow.name == name
+                    )
                 )
             ).scalar_one_or_none()
 
@@ -176,7 +178,9 @@ class ClusterStore:
     async def get_cluster(self, env_id: str, name: str) -> ClusterRow:
         async with self.store.session() as s:
             row = (
-                await s.execute(select(ClusterRow).where(ClusterRow.env_id == env_id, ClusterRow.name == name))
+                await s.execute(
+                    select(ClusterRow).where(ClusterRow.env_id == env_id, ClusterRow.name == name)
+                )
             ).scalar_one_or_none()
         if row is None:
             raise NotFound(f"cluster {name!r} not found")
@@ -207,7 +211,9 @@ class ClusterStore:
         async with self.store.session() as s:
             rows = list((await s.execute(q.order_by(ClusterRow.created_at, ClusterRow.name))).scalars())
         if selector is not None:
-            rows = [r for r in rows if selector.matches({str(k): str(v) for k, v in (r.labels or {}).items()})]
+            rows = [
+                r for r in rows if selector.matches({str(k): str(v) for k, v in (r.labels or {}).items()})
+            ]
         return rows
 
     async def due_clusters(self, at: datetime, limit: int = 500) -> list[str]:
@@ -319,7 +325,9 @@ class ClusterStore:
         async with self.store.session() as s:
             return int((await s.execute(q)).scalar_one())
 
-    async def pool_members(self, env_id: str, pool: str, *, include_finished: bool = False) -> list[ClusterRow]:
+    async def pool_members(
+        self, env_id: str, pool: str, *, include_finished: bool = False
+    ) -> list[ClusterRow]:
         q = select(ClusterRow).where(ClusterRow.env_id == env_id, ClusterRow.member_of == pool)
         if not include_finished:
             q = q.where(ClusterRow.finished.is_(False))
@@ -357,7 +365,10 @@ class ClusterStore:
                     pool_state="claimed",
                     claimed_by=claim_id,
                     expires_at=expires_at,
-                    status={**(member.status or {}), "expiresAt": expires_at.isoformat() if expires_at else None},
+                    status={
+                        **(member.status or {}),
+                        "expiresAt": expires_at.isoformat() if expires_at else None,
+                    },
                     resource_version=member.resource_version + 1,
                     updated_at=now(),
                     next_reconcile_at=now(),
@@ -378,7 +389,11 @@ class ClusterStore:
             if row is None:
                 s.add(
                     ClusterCredentialRow(
-                        cluster_id=cluster_id, sealed=sealed, expires_at=expires_at, created_at=now(), deliveries=0
+                        cluster_id=cluster_id,
+                        sealed=sealed,
+                        expires_at=expires_at,
+                        created_at=now(),
+                        deliveries=0,
                     )
                 )
             else:
