@@ -165,3 +165,94 @@ def test_random_spec_trees_never_crash_the_compiler(value: Any, key: str) -> Non
         compile_workflow(workflow(spec), TEMPLATES, {}, CONTEXT)
     except WorkflowError as exc:
         assert all(str(p) for p in exc.problems)
+
+
+STEP_KEYS = [
+    "name",
+    "shell",
+    "run",
+    "steps",
+    "setup",
+    "condition",
+    "timeout",
+    "retry",
+    "delay",
+    "content",
+    "services",
+    "parallel",
+    "execute",
+    "artifacts",
+    "container",
+    "workingDir",
+    "use",
+    "template",
+    "paused",
+    "pure",
+    "optional",
+    "negative",
+    "id",
+]
+step_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from(
+        [
+            "",
+            "x",
+            "{{ env.A }}",
+            "{{ config.word }}",
+            "passed",
+            "1s",
+            "{{ 1 + }}",
+            "{{ index }}",
+            "{{ secret('a', 'b') }}",
+            "always",
+        ]
+    ),
+)
+step_values = st.recursive(
+    step_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    *STEP_KEYS,
+                    "image",
+                    "count",
+                    "matrix",
+                    "shards",
+                    "paths",
+                    "workflows",
+                    "env",
+                    "value",
+                    "git",
+                    "uri",
+                    "files",
+                    "path",
+                    "config",
+                    "until",
+                ]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(STEP_KEYS), step_values, max_size=4))
+def test_random_steps_never_crash_the_compiler(step: dict[str, Any]) -> None:
+    spec = {
+        "config": {"word": {"type": "string", "default": "w"}},
+        "steps": [{"name": "base", "shell": "echo"}, step],
+    }
+    try:
+        plan = compile_workflow(workflow(spec), TEMPLATES, {}, CONTEXT).plan
+    except WorkflowError as exc:
+        assert exc.problems
+        return
+    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
