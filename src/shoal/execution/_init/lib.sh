@@ -63,7 +63,7 @@ else
 fi
 
 # ------------------------------------------------------------------------------------------------
-# Markers and the journal
+# Markers and the journal (fd 5, opened for appending by _sh_init)
 
 _sh_m() { # ref name json
 	printf '\001\005\006%s\003%s\004%s\003\n' "$1" "$2" "$3"
@@ -103,7 +103,7 @@ _sh_jstr() { # text -> _sh_js, escaped for a JSON string
 
 _sh_start() { # n ref [step-id]: the stage starts (the caller has set _S<n>=running)
 	_sh_ts
-	printf '_S%s=running\n_T%s=%s\n' "$1" "$1" "$_sh_now" >>"$_sh_j"
+	printf '_S%s=running\n_T%s=%s\n' "$1" "$1" "$_sh_now" >&5
 	_sh_m "$2" start "{\"ts\":$_sh_now}"
 	if [ -n "${3-}" ] && [ ! -d "$_sh_data/.steps/$3" ]; then
 		"$_sh_bb" mkdir -p "$_sh_data/.steps/$3" || :
@@ -112,7 +112,7 @@ _sh_start() { # n ref [step-id]: the stage starts (the caller has set _S<n>=runn
 
 _sh_end() { # n ref status (the caller has set _S<n>)
 	_sh_ts
-	printf '_S%s=%s\n' "$1" "$3" >>"$_sh_j"
+	printf '_S%s=%s\n' "$1" "$3" >&5
 	_sh_m "$2" end "{\"ts\":$_sh_now,\"status\":\"$3\"}"
 }
 
@@ -128,12 +128,12 @@ _sh_abort_op() { # n ref iteration: an operation that was running when the progr
 
 _sh_setpause() { # n ref: pause before the next operation that runs
 	_sh_pz=$1 _sh_pzref=$2
-	printf "_sh_pz=%s\n_sh_pzref='%s'\n" "$1" "$2" >>"$_sh_j"
+	printf "_sh_pz=%s\n_sh_pzref='%s'\n" "$1" "$2" >&5
 }
 
 _sh_unpause() {
 	_sh_pz='' _sh_pzref=''
-	printf '_sh_pz=\n' >>"$_sh_j"
+	printf '_sh_pz=\n' >&5
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -196,6 +196,7 @@ _sh_init() { # called by every program before its first action
 	[ -d "$_sh_outs" ] || "$_sh_bb" mkdir -p "$_sh_outs" 2>/dev/null || :
 	_sh_load
 	_sh_flags
+	exec 5>>"$_sh_j"
 	if [ -n "$_sh_maskf" ] && [ -s "$_sh_maskf" ]; then
 		_sh_masking=1
 	fi
@@ -218,6 +219,7 @@ _sh_finalize() { # lib.sh finalize-aborted
 	# shellcheck source=/dev/null
 	. "$_sh_dir/plan.sh" || exit 155
 	_sh_load
+	exec 5>>"$_sh_j"
 	_sh_abort_all
 }
 
@@ -266,7 +268,7 @@ _sh_spawn_post() { # pid of the operation
 }
 
 _sh_child() { # in the operation's subshell, before exec
-	exec 4>&-
+	exec 4>&- 5>&-
 	if [ -n "$_sh_wd" ]; then
 		cd "$_sh_wd" || exit 126
 	fi
@@ -471,7 +473,7 @@ _sh_exec() { # n ref kind negative retries step-id until-function -> _sh_st
 			fi
 		fi
 		if [ "$_sh_it" -gt 1 ]; then
-			printf '_I%s=%s\n' "$1" "$_sh_it" >>"$_sh_j"
+			printf '_I%s=%s\n' "$1" "$_sh_it" >&5
 			_sh_m "$2" iteration "{\"n\":$_sh_it}"
 		fi
 		# outputs only matter for steps with an id: clear them there, not before every operation
