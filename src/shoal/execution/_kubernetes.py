@@ -13,10 +13,13 @@ import asyncio
 import base64
 import contextlib
 import copy
+import gzip
+import io
 import json
 import os
 import posixpath
 import shlex
+import tarfile
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +87,7 @@ SHARED_VOLUMES: tuple[tuple[str, str], ...] = (
     ("shoal-run", RUN_DIR),
 )
 SETUP_CONTAINER = "shoal-setup"
+INIT_BUNDLE = "init.tar.gz"  # ConfigMap binaryData key: lib.sh, plan.sh, c<N>.sh, plan.json, mask
 CONFIG_MAP_LIMIT = 1_000_000  # bytes of data a ConfigMap may hold (etcd's object limit is ~1.5 MiB)
 _LOG_LINGER = 3.0  # seconds a log stream may outlive its container before it is cut
 VANISHED = "the pod of this execution is gone; what had not finished cannot continue"
@@ -309,13 +313,15 @@ class _Renderer:
         pvcs = self._pvcs(declared)
         self._base_volumes()
         self._files(declared)
-        for rel, content in init_files(plan).items():
-            self.data[rel] = content
-        self.data["plan.json"] = json.dumps(plan.to_dict(), separators=(",", ":"))
-        self.data["mask"] = "".join(f"{n}\n" for n in sorted(set(self.job.secrets) | set(plan.sensitive_env)))
+        bundle = dict(init_files(plan))
+        bundle["plan.json"] = json.dumps(plan.to_dict(), separators=(",", ":"))
+        bundle["mask"] = "".join(f"{n}\n" for n in sorted(set(self.job.secrets) | set(plan.sensitive_env)))
+        # The init program and the Plan grow with the workflow (the status chains make a 1,000-step
+        # Plan ~10 MB); gzip brings them far under the ConfigMap limit.
+        archive = pack_init_bundle(bundle)
         self.data["job.json"] = json.dumps(dict(self.record), separators=(",", ":"))
         self.data["setup.sh"] = self._setup_script()
-        size = sum(len(k) + len(v.encode()) for k, v in self.data.items())
+        size = len(archive) * 4 // 3 + sum(len(k) + len(v.encode()) for k, v in self.data.items())
         if size > CONFIG_MAP_LIMIT:
             raise PreparationError(
                 f"the init program and files of this workflow take {size} bytes, more than a ConfigMap holds "
@@ -323,6 +329,7 @@ class _Renderer:
             )
         config_map = {
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": self.meta(self.cm_name), "data": self.data,
+            "binaryData": {INIT_BUNDLE: base64.b64encode(archive).decode()},
         }
         secret = None
         if self.job.secrets:
@@ -437,15 +444,13 @@ class _Renderer:
 
     def _setup_script(self) -> str:
         bb = shlex.quote(self.options.setup_busybox)
-        names = sorted(n for n in self.data if not n.startswith("file-") and n != "setup.sh")
         lines = [
             "# shoal setup: the init program, a static busybox and content files into the shared volumes",
             "set -e",
             f"B={bb}",
             f'"$B" cp "$B" {SHOAL_DIR}/busybox',
             f'"$B" chmod 0755 {SHOAL_DIR}/busybox',
-            f"for f in {' '.join(shlex.quote(n) for n in names)}; do "
-            f'"$B" cp "{CONFIG_DIR}/$f" "{SHOAL_DIR}/$f"; done',
+            f'"$B" tar -xzf {CONFIG_DIR}/{INIT_BUNDLE} -C {SHOAL_DIR}',
             f'"$B" mkdir -p {SHOAL_DIR}/state /testkube/outputs {RUN_DIR}/artifacts {RUN_DIR}/workspace',
             # Containers may run as other users (image USER): the shared state must stay writable.
             f'"$B" chmod 0777 {SHOAL_DIR} {SHOAL_DIR}/state /data /testkube /testkube/outputs '
@@ -589,6 +594,32 @@ class _Renderer:
             },
         }
         return prune(job)  # type: ignore[no-any-return]
+
+
+def pack_init_bundle(files: Mapping[str, str]) -> bytes:
+    """A reproducible .tar.gz of ``files`` (the same input gives the same bytes)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(files):
+            data = files[name].encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
+
+
+def unpack_init_bundle(config_map: Mapping[str, Any]) -> dict[str, str]:
+    """The files of the init bundle of a rendered (or read back) ConfigMap."""
+    encoded = (config_map.get("binaryData") or {}).get(INIT_BUNDLE)
+    if not encoded:
+        raise ExecutionError(f"ConfigMap {config_map.get('metadata', {}).get('name')} has no {INIT_BUNDLE}")
+    out: dict[str, str] = {}
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(encoded))), mode="r") as tar:
+        for member in tar.getmembers():
+            handle = tar.extractfile(member)
+            if handle is not None:
+                out[member.name] = handle.read().decode()
+    return out
 
 
 def _copy_line(source: str, target: str, mode: int | None) -> str:
@@ -879,7 +910,7 @@ class KubernetesRuntime:
             return None
         namespace, cm = found
         data = cm.get("data") or {}
-        plan = Plan.from_dict(json.loads(data["plan.json"]))
+        plan = Plan.from_dict(json.loads(unpack_init_bundle(cm)["plan.json"]))
         record = json.loads(data.get("job.json") or "{}")
         job = ExecutionJob(
             execution_id=execution_id, plan=plan, name=record.get("name"), number=int(record.get("number", 1)),

@@ -11,6 +11,7 @@ from shoal.execution._kubernetes import (
     KubernetesOptions,
     KubernetesRuntime,
     render_execution,
+    unpack_init_bundle,
 )
 from shoal.kube import LABEL_AGENT, LABEL_EXECUTION, LABEL_RESOURCE, LABEL_WORKFLOW
 from tests.execution.kubernetes.kube_helpers import job_from_text, validate_strictly
@@ -66,7 +67,8 @@ def test_three_images_two_pure_give_the_plans_containers_in_order(tmp_path: Path
         assert container["command"] == ["/.shoal/busybox", "sh", f"/.shoal/c{index}.sh"]
         paths = {m["mountPath"] for m in container["volumeMounts"]}
         assert {"/.shoal", "/data", "/tmp", "/testkube"} <= paths
-    assert {f"c{i}.sh" for i in range(3)} <= set(rendered.config_map["data"])
+    bundle = unpack_init_bundle(rendered.config_map)
+    assert {f"c{i}.sh" for i in range(3)} | {"lib.sh", "plan.sh", "plan.json", "mask"} <= set(bundle)
     validate_strictly(rendered.objects)
 
 
