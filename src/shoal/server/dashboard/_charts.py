@@ -27,7 +27,7 @@ def trend_chart(
         return Markup('<span class="muted">no runs yet</span>')
     longest = max((p.duration_ms or 0) for p in points) or 1
     n = len(points)
-    slot = width / n
+    slot = min(width / n, 12.0)  # a few runs stay narrow bars on the left, not wide slabs
     bar = max(1.0, slot * 0.75)
     passed = sum(1 for p in points if p.status == "passed")
     summary = title or f"last {n} runs: {passed} passed, {n - passed} not passed; bar height is the duration"

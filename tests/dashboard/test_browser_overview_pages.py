@@ -1,0 +1,78 @@
+"""The workflows overview and the clusters page in a real browser, with screenshots to look at."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.agent.fakes import ScriptedRuntime
+from tests.agent.fleet import Fleet, call, eventually, finished
+from tests.dashboard.browser import browser_page, needs_chromium, shot_path
+from tests.dashboard.conftest import FAILING_WF, WF, App
+from tests.dashboard.test_browser_flows import _agents_online, _link
+from tests.dashboard.test_clusters_page_reads_the_controller_source import FakeSource
+from tests.harness import RunningServer
+
+pytestmark = [pytest.mark.browser, needs_chromium]
+
+
+async def test_workflows_overview_shows_status_per_cluster_trend_and_flaky_steps(
+    server: RunningServer, fleet: Fleet
+) -> None:
+    fleet.start("alpha", {"cluster": "pr-101"}, ScriptedRuntime(lines=2))
+    fleet.start("beta", {"cluster": "pr-102"}, ScriptedRuntime(lines=2, fail_steps=frozenset({"unit"})))
+    fleet.start("gamma", {"cluster": "pr-103"}, ScriptedRuntime(lines=2))
+    await _agents_online(server, 3)
+    api = server.client()
+    await call(api.apply, WF)
+    await call(api.apply, FAILING_WF)
+    ids: list[str] = []
+    for _ in range(3):
+        ids += [e["id"] for e in await call(api.run, "smoke", replicate=["cluster"])]
+    ids += [e["id"] for e in await call(api.run, "broken")]
+    await eventually(lambda: finished(api, ids), timeout=60, what="runs")
+    async with browser_page() as page:
+        p: Any = page
+        await p.goto(await _link(server, path="/dashboard/envs/default/workflows"))
+        row = p.locator('tr[data-workflow="smoke"]')
+        await row.wait_for()
+        assert await row.locator(".kv").count() == 3  # latest status on each of the three clusters
+        assert await row.locator(".kv.bad").count() == 1  # pr-102 fails its unit step
+        assert "unit" in await row.locator("td").nth(4).inner_text()  # flaky: fails on one cluster only
+        assert await row.locator("svg.trend rect").count() == 9
+        await p.get_by_label("Latest status").select_option("failed")
+        await p.get_by_role("button", name="Apply").click()
+        await p.wait_for_url("**status=failed**")
+        assert await p.locator('tr[data-workflow="broken"]').count() == 1
+        await p.goto(server.url + "/dashboard/envs/default/workflows")
+        await p.screenshot(path=shot_path("workflows"), full_page=True)
+    api.close()
+
+
+async def test_clusters_page_with_controller_data(app: App) -> None:
+    app.app.state.cluster_source = FakeSource()
+    web = await app.signed_in(await app.token("runner"))
+    session = web.cookies["shoal_session"]
+
+    async def forward(route: Any) -> None:
+        req = route.request
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in ("host",)}
+        async with app.client() as client:
+            r = await client.request(req.method, req.url, headers=headers, content=req.post_data_buffer)
+        await route.fulfill(status=r.status_code, headers=dict(r.headers), body=r.content)
+
+    async with browser_page(color_scheme="dark") as page:
+        p: Any = page
+        await p.context.add_cookies(
+            [{"name": "shoal_session", "value": session, "url": "http://testserver/dashboard"}]
+        )
+        await p.route("http://testserver/**", forward)
+        await p.goto("http://testserver/dashboard/envs/default/clusters")
+        await p.locator('tr[data-cluster="ec-7f3a9c21"]').wait_for()
+        # The script turns the server's "in 41m" into a ticking "in 41m 59s".
+        await p.locator("time.countdown").filter(has_text=re.compile(r"^in 4\dm \d+s$")).wait_for()
+        assert await p.get_by_role("button", name="Tear down").count() == 1
+        await p.screenshot(path=shot_path("clusters_dark"), full_page=True)
+    await web.aclose()
