@@ -10,7 +10,9 @@ died is re-attached through the runtime (or, when it cannot continue, ends as ab
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import logging
 import random
 import shutil
@@ -259,12 +261,13 @@ class Agent:
             return
         secrets = dict(compiled.secrets)
         if a.execution_token:
-            # For `execute` steps: the toolkit starts child executions through the control plane.
-            secrets.update(
-                SHOAL_SERVER=self.config.server,
-                SHOAL_EXECUTION_TOKEN=a.execution_token,
-                SHOAL_ENVIRONMENT=a.environment,
-                SHOAL_PARENT_EXECUTION_IDS=",".join([*a.parent_execution_ids, a.execution_id]),
+            # For `execute` steps: the toolkit starts child executions through the control plane. One
+            # opaque value, so only it is masked in logs (not the environment name or the URL).
+            secrets["SHOAL_CONTROL_PLANE"] = encode_control_plane(
+                self.config.server,
+                a.execution_token,
+                a.environment,
+                [*a.parent_execution_ids, a.execution_id],
             )
         job = ExecutionJob(
             execution_id=a.execution_id,
@@ -429,6 +432,11 @@ class Agent:
                         break
                     sent = int(batch[-1]["seq"])
                     self._sent[held.id] = sent
+
+
+def encode_control_plane(server: str, token: str, environment: str, parents: list[str]) -> str:
+    data = {"server": server, "token": token, "environment": environment, "parents": parents}
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
 
 def plan_of(meta: Mapping[str, Any]) -> Plan | None:

@@ -13,6 +13,8 @@ replace it.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import http.server
 import json
 import os
@@ -27,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._context import EXECUTE, ToolkitError, ToolkitRun, bind
+from ._context import ARTIFACT, EXECUTE, ToolkitError, ToolkitRun, bind
 from ._parallel import abort_on_sigterm
 from ._subplans import children_root, copy_tree, file_globs, instance_variables
 
@@ -43,6 +45,8 @@ class ChildRequest:
     workspace: str = ""
     parent_id: str = ""  # the calling execution (running context actor: testworkflowexecution)
     parent_workflow: str = ""
+    environment: str = ""  # another environment of the organisation (control plane only)
+    target: dict[str, Any] = field(default_factory=dict)  # {match, not, replicate} (control plane only)
 
 
 class TarballServer:
@@ -88,7 +92,7 @@ StatusSink = Callable[[str], None]
 
 
 class ChildRunner(Protocol):
-    def workflows(self, selector: Mapping[str, str]) -> list[str]:
+    def workflows(self, selector: Mapping[str, str], environment: str = "") -> list[str]:
         """Names of the workflows whose labels match ``selector`` (matchLabels)."""
         ...
 
@@ -123,7 +127,11 @@ class LocalChildren:
         except WorkflowError as exc:
             raise ToolkitError(str(exc)) from exc
 
-    def workflows(self, selector: Mapping[str, str]) -> list[str]:
+    def workflows(self, selector: Mapping[str, str], environment: str = "") -> list[str]:
+        if environment:
+            raise ToolkitError(
+                f"execute: environment {environment!r} needs the control plane (run this workflow through an agent)"
+            )
         found: list[str] = []
         for doc in self._bundle().workflows:
             labels = ((doc.data or {}).get("metadata") or {}).get("labels") or {}
@@ -132,6 +140,11 @@ class LocalChildren:
         return sorted(found)
 
     def run(self, request: ChildRequest, on_status: StatusSink, cancel: threading.Event) -> str:
+        if request.environment:
+            raise ToolkitError(
+                f"{request.workflow}: environment {request.environment!r} needs the control plane "
+                "(run this workflow through an agent)"
+            )
         from shoal.execution._local import LocalRuntime, run_plan
         from shoal.execution._runtime import ExecutionJob
         from shoal.workflow import ExecutionContext, WorkflowError, compile_workflow
@@ -206,7 +219,7 @@ def requests_for(
             selector = (entry.get("selector") or {}).get("matchLabels") or {}
             if not selector:
                 raise ToolkitError(f"execute.workflows[{n}] needs a name or selector.matchLabels")
-            names = children.workflows(selector)
+            names = children.workflows(selector, str(entry.get("environment") or ""))
         try:
             instances = expand_instances(entry, base)
         except WorkflowError as exc:
@@ -238,13 +251,162 @@ def requests_for(
                         workspace=str(root / f"{run.ref}-execute-{k}"),
                         parent_id=parent,
                         parent_workflow=run.plan.workflow,
+                        environment=str(entry.get("environment") or ""),
+                        target=dict(entry.get("target") or {}),
                     )
                 )
     return out
 
 
+class RemoteChildren:
+    """Children started through the control plane, when the execution runs under an agent.
+
+    Uses the execution token the server handed to the agent (the rights of whoever started the parent,
+    at most a runner's): the child runs in its own environment on the agents its target picks, its log
+    lines stream into this step as they come, and its artifacts are copied into this execution under
+    ``<child name>/`` — so the results survive the child environment's deletion.
+    """
+
+    def __init__(self, run: ToolkitRun) -> None:
+        self.run_ = run
+        data = control_plane_of(run.env)
+        if data is None:
+            raise ToolkitError("execute through the control plane: SHOAL_CONTROL_PLANE is missing or invalid")
+        self.server = str(data["server"])
+        self.token = str(data["token"])
+        self.environment = str(data.get("environment") or "default")
+        self.parents = [str(p) for p in data.get("parents") or []]
+
+    def _client(self, environment: str) -> Any:
+        from shoal.client import Client
+
+        return Client(self.server, self.token, environment or self.environment)
+
+    def workflows(self, selector: Mapping[str, str], environment: str = "") -> list[str]:
+        from shoal.client import ClientError
+
+        text = ",".join(f"{k}={v}" for k, v in selector.items())
+        try:
+            with self._client(environment) as c:
+                return sorted(str(w["metadata"]["name"]) for w in c.workflows(text))
+        except ClientError as exc:
+            raise ToolkitError(f"cannot list workflows in {environment or self.environment}: {exc}") from exc
+
+    def run(self, request: ChildRequest, on_status: StatusSink, cancel: threading.Event) -> str:
+        from shoal.client import ClientError
+
+        environment = request.environment or self.environment
+        target = request.target or {}
+        try:
+            with self._client(environment) as c:
+                created = c.run(
+                    request.workflow,
+                    config=request.config,
+                    match=target.get("match") or None,
+                    not_=target.get("not") or None,
+                    replicate=target.get("replicate") or (),
+                    running_context={
+                        "interface": {"type": "internal"},
+                        "actor": {
+                            "type": "testworkflowexecution",
+                            "name": request.parent_workflow,
+                            "executionId": request.parent_id,
+                            "executionPath": "/".join(self.parents),
+                        },
+                    },
+                    parent_ids=self.parents,
+                    name=request.execution_name or None,
+                )
+                statuses = [self._follow(c, child, on_status, cancel) for child in created]
+                for child in created:
+                    self._copy_artifacts(c, child)
+        except ClientError as exc:
+            raise ToolkitError(f"{request.workflow} in {environment}: {exc}") from exc
+        return (
+            "passed"
+            if statuses and all(s == "passed" for s in statuses)
+            else (statuses[-1] if statuses else "failed")
+        )
+
+    def detach(self, request: ChildRequest) -> None:
+        """``async``: create the child executions and return; the control plane runs them."""
+        from shoal.client import ClientError
+
+        target = request.target or {}
+        try:
+            with self._client(request.environment) as c:
+                c.run(
+                    request.workflow,
+                    config=request.config,
+                    match=target.get("match") or None,
+                    not_=target.get("not") or None,
+                    replicate=target.get("replicate") or (),
+                    parent_ids=self.parents,
+                    name=request.execution_name or None,
+                )
+        except ClientError as exc:
+            raise ToolkitError(
+                f"{request.workflow} in {request.environment or self.environment}: {exc}"
+            ) from exc
+
+    def _follow(self, c: Any, child: dict[str, Any], on_status: StatusSink, cancel: threading.Event) -> str:
+        name = str(child["name"])
+        watcher = threading.Thread(target=self._abort_on_cancel, args=(c, child["id"], cancel), daemon=True)
+        watcher.start()
+        on_status("queued")
+        last = ""
+        for event in c.follow(child["id"]):
+            kind = event.get("type")
+            if kind == "log":
+                self.run_.log(f"[{name}] {event.get('line', '')}")
+            elif kind == "status" and event.get("status") and event.get("status") != last:
+                last = str(event["status"])
+                on_status(last)
+            elif kind == "end":
+                return str(event.get("status"))
+        return str(c.execution(child["id"])["result"]["status"])
+
+    def _abort_on_cancel(self, c: Any, execution_id: str, cancel: threading.Event) -> None:
+        from shoal.client import Client, ClientError
+
+        if cancel.wait():
+            with Client(self.server, self.token, c.environment) as other, contextlib.suppress(ClientError):
+                other.control(execution_id, "abort")
+
+    def _copy_artifacts(self, c: Any, child: dict[str, Any]) -> None:
+        name = str(child["name"])
+        for art in c.artifacts(child["id"]):
+            relative = f"{name}/{art['name']}"
+            dest = (self.run_.artifacts_dir / relative).resolve()
+            if not dest.is_relative_to(self.run_.artifacts_dir.resolve()):
+                self.run_.log(f"skipping artifact {art['name']!r} of {name}: its name escapes the directory")
+                continue
+            size = c.download_artifact(child["id"], art["name"], dest)
+            self.run_.emit(ARTIFACT, {"name": relative, "size": size})
+
+
+def control_plane_of(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """The agent's hand-over (``SHOAL_CONTROL_PLANE``: base64 JSON of server, token, environment,
+    parent ids), or None when the execution does not run under an agent."""
+    raw = env.get("SHOAL_CONTROL_PLANE")
+    if not raw:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except (ValueError, TypeError):
+        return None
+    return data if isinstance(data, dict) and data.get("server") and data.get("token") else None
+
+
+def default_children(run: ToolkitRun) -> ChildRunner:
+    """Through the control plane under an agent (it handed over a token), else the local bundle."""
+    if control_plane_of(run.env) is not None:
+        return RemoteChildren(run)
+    return LocalChildren(run.env)
+
+
 def run_execute(run: ToolkitRun, children: ChildRunner | None = None) -> int:
-    children = children or LocalChildren(run.env)
+    children = children or default_children(run)
     is_async = bool(run.spec.get("async"))
     server: list[TarballServer] = []
 
