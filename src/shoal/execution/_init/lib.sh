@@ -29,13 +29,21 @@ _sh_code=0 _sh_det='' _sh_argv0='' _sh_xk='' _sh_xneg=0 _sh_tree='' _sh_xe=_sh_n
 # ------------------------------------------------------------------------------------------------
 # Clock: _sh_ts sets _sh_now (epoch ms) without forking where the shell allows it.
 
-if [ -n "${EPOCHREALTIME-}" ]; then
-	_sh_ts() {
-		_sh_t=$EPOCHREALTIME
-		_sh_t=${_sh_t%[.,]*}${_sh_t#*[.,]}
-		_sh_now=${_sh_t%???}
+# shellcheck disable=SC3028 # EPOCHREALTIME is only used where the shell provides it
+case ${EPOCHREALTIME-} in
+*.*)
+	_sh_ts() { # seconds.microseconds -> milliseconds
+		_sh_t=${EPOCHREALTIME%???}
+		_sh_now=${_sh_t%.*}${_sh_t#*.}
 	}
-else
+	;;
+*,*) # bash in a locale with a decimal comma
+	_sh_ts() {
+		_sh_t=${EPOCHREALTIME%???}
+		_sh_now=${_sh_t%,*}${_sh_t#*,}
+	}
+	;;
+*)
 	_sh_uptime() {
 		read -r _sh_up _sh_idle </proc/uptime
 		_sh_up=${_sh_up%.*}${_sh_up#*.}
@@ -60,7 +68,8 @@ else
 			_sh_now=$("$_sh_bb" date +%s)000
 		}
 	fi
-fi
+	;;
+esac
 
 # ------------------------------------------------------------------------------------------------
 # Markers and the journal (fd 5, opened for appending by _sh_init)
@@ -71,6 +80,7 @@ _sh_m() { # ref name json
 
 _sh_jstr() { # text -> _sh_js, escaped for a JSON string
 	_sh_js=$1
+	[ -n "$1" ] || return 0
 	case $_sh_js in
 	*[\"\\]* | *[![:print:]]*) ;;
 	*) return 0 ;;
