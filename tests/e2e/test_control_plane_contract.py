@@ -75,7 +75,7 @@ def shoal(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Com
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     home = tmp_path / "home"
     home.mkdir()
-    srv = start_server_process(home, extra_env={"SHOAL_HEARTBEAT_S": "1", "SHOAL_AGENT_GRACE_S": "2"})
+    srv = start_server_process(home, extra_env={"SHOAL_HEARTBEAT_S": "1"})
     try:
         yield srv
     finally:
