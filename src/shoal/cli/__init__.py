@@ -16,6 +16,9 @@ _COMMAND_MODULES = (
     "shoal.cli._server_cmds",
     "shoal.cli._client_cmds",
     "shoal.cli._agent_cmds",
+    "shoal.cli._render_cmd",
+    "shoal.cli._dashboard_cmd",
+    "shoal.cli._cluster_cmds",
 )
 
 EXIT_INTERNAL = 70
