@@ -43,10 +43,21 @@ def register(app: typer.Typer) -> None:
             None, "--state-dir", help="Outbox and workspaces (default SHOAL_HOME/agents/NAME)."
         ),
         max_concurrent: int = typer.Option(4, "--max-concurrent", help="Executions run at once."),
+        runtime: str = typer.Option("local", "--runtime", help="local (processes) or kubernetes (Jobs/Pods)."),
+        kubeconfig: Path = typer.Option(
+            None, "--kubeconfig", envvar="KUBECONFIG", help="kubernetes: kubeconfig (default: in-cluster)."
+        ),
+        namespace: str = typer.Option(
+            None, "--namespace", help="kubernetes: default execution namespace (job.namespace overrides)."
+        ),
+        execution_namespace: list[str] = typer.Option(
+            [], "--execution-namespace", help="kubernetes: a namespace executions may use (repeatable)."
+        ),
         log_level: str = typer.Option("info", "--log-level"),
     ) -> None:
         """Connect to a control plane and run the executions routed to this agent (until stopped)."""
         from shoal.agent import Agent, AgentConfig
+        from shoal.execution import LocalRuntime, Runtime
 
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         agent_name = name or socket.gethostname()
@@ -60,10 +71,28 @@ def register(app: typer.Typer) -> None:
             max_concurrent=max_concurrent,
         )
 
+        if runtime not in ("local", "kubernetes"):
+            raise fail(f"--runtime {runtime!r}: expected local or kubernetes", code=2)
+        cfg.capabilities = [runtime]
+        cfg.labels.setdefault("kind", runtime)
+
         async def main() -> None:
             stop = asyncio.Event()
             _stop_on_signals(stop)
-            await Agent(cfg).run(stop)
+            chosen: Runtime
+            if runtime == "kubernetes":
+                from shoal.execution._kubernetes import KubernetesRuntime
+
+                chosen = KubernetesRuntime(
+                    kubeconfig,
+                    namespace=namespace,
+                    agent_name=agent_name,
+                    namespaces=execution_namespace,
+                    home=cfg.state_dir,
+                )
+            else:
+                chosen = LocalRuntime(home=cfg.state_dir)
+            await Agent(cfg, chosen).run(stop)
 
         asyncio.run(main())
 
