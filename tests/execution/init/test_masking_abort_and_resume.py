@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
+import pytest
+
 from shoal.workflow._plan import EnvVar, Plan
 
 from ._plans import Workspace, build, finish, group, read_until, shell, wait_gone
@@ -45,12 +47,16 @@ def test_masking_filter_passes_output_through_when_nothing_is_sensitive(workspac
     assert "plain\ntail" in result.text
 
 
-def test_sigterm_aborts_the_running_step_and_skips_the_rest(workspace: MakeWorkspace) -> None:
+@pytest.mark.parametrize("deadline", [None, 60_000], ids=["own-tree", "own-group"])
+def test_sigterm_aborts_the_running_step_and_skips_the_rest(
+    workspace: MakeWorkspace, deadline: int | None
+) -> None:
+    script = 'sleep 30 & echo $! > "$SHOAL_DATA/child.pid"; echo started; wait'
     plan = build(
         group(
             "root",
             shell("first", "true"),
-            group("g", shell("slow", 'sleep 30 & echo $! > "$SHOAL_DATA/child.pid"; echo started; wait')),
+            group("g", shell("slow", script, timeout_ms=deadline)),
             shell("later", "echo later"),
         ),
         cuts=["later"],
