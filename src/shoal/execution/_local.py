@@ -1069,12 +1069,13 @@ class LocalRuntime:
         await proc.wait()
 
     def _finish(self, run: _Run) -> None:
-        state = run.state
-        if not state.is_finished:
-            self._emit(run, [self._event(run, "status", status=str(state.final_status().value))])
-        else:
-            self._emit(run, [self._event(run, "status", status=str(state.status.value))])
-        doc = execution_document(run.job, run.state, run.ws)
+        try:
+            state = run.state
+            final = state.status if state.is_finished else state.final_status()
+            self._emit(run, [self._event(run, "status", status=str(final.value))])
+            doc = execution_document(run.job, run.state, run.ws)
+        except Exception as exc:  # a fault in deriving the result must never leave waiters hanging
+            doc = _unfinished_document(run.job, run.ws, f"shoal could not derive the result: {exc}")
         run.log.close()
         run.ws.write_json(run.ws.execution_file, doc)
         for sub in run.subscribers:
@@ -1328,6 +1329,28 @@ def run_plan(
                 await task
 
     return asyncio.run(main())
+
+
+def _unfinished_document(job: ExecutionJob, ws: Workspace, message: str) -> dict[str, Any]:
+    """The execution document when its result cannot be derived: aborted, with the reason."""
+    now = format_timestamp(now_ms())
+    return {
+        "id": job.execution_id,
+        "name": job.name or f"{job.plan.workflow}-{job.number}",
+        "signature": [node.to_dict() for node in job.plan.signature],
+        "result": {
+            "status": "aborted",
+            "predictedStatus": "aborted",
+            "finishedAt": now,
+            "initialization": {"status": "aborted", "errorMessage": message},
+            "steps": {},
+        },
+        "output": [],
+        "reports": [],
+        "artifacts": [],
+        "workspace": str(ws.root),
+        "workflow": {"name": job.plan.workflow},
+    }
 
 
 def record_failed_execution(
