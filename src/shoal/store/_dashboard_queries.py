@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, delete, func, literal, select, type_coerce, update
 
-from shoal.store._models import Agent, Execution, ExecutionFact, StepFact, Token
+from shoal.store._models import Agent, Execution, ExecutionFact, Resource, StepFact, Token
 from shoal.store._store import ACTIVE_STATUSES, Store, new_id, now
 
 LINK_ROLE = "dashboard-link"
@@ -227,6 +227,48 @@ def _timestamp(value: Any) -> datetime:
     return _aware(ts) or ts
 
 
+async def facts_count(store: Store, env_id: str, since: datetime) -> int:
+    """Finished executions in a window (answered from the facts index alone): a cheap change marker."""
+    f = ExecutionFact
+    q = select(func.count()).select_from(f).where(f.env_id == env_id, f.scheduled_at >= since)
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(q)).scalar_one())
+
+
+async def workflow_names(store: Store, env_id: str) -> list[str]:
+    q = select(Resource.name).where(
+        Resource.env_id == env_id, Resource.kind == "TestWorkflow", Resource.deleted.is_(False)
+    )
+    async with store.engine.connect() as conn:
+        return sorted(str(n) for n in (await conn.execute(q)).scalars())
+
+
+async def agent_label_keys(store: Store, env_id: str) -> list[str]:
+    async with store.engine.connect() as conn:
+        rows: list[Any] = list(
+            (await conn.execute(select(Agent.labels).where(Agent.env_id == env_id))).scalars()
+        )
+    return sorted({str(k) for labels in rows for k in (labels or {})})
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRun:
+    workflow: str
+    status: str
+    agent_name: str | None
+    agent_labels: dict[str, Any]
+
+
+async def live_runs(store: Store, env_id: str) -> list[LiveRun]:
+    """Queued and active executions of an environment, narrow columns only."""
+    e = Execution
+    q = select(e.workflow_name, e.status, e.agent_name, e.agent_labels).where(
+        e.env_id == env_id, e.status.in_([*ACTIVE_STATUSES, "queued"])
+    )
+    async with store.engine.connect() as conn:
+        return [LiveRun(r[0], r[1], r[2], r[3] or {}) for r in (await conn.execute(q)).all()]
+
+
 async def step_failures(
     store: Store, env_id: str, since: datetime, workflow: str | None = None
 ) -> list[StepFailures]:
@@ -260,13 +302,18 @@ async def group_members(store: Store, env_id: str, group_id: str, limit: int = 5
 __all__ = [
     "LINK_ROLE",
     "EnvironmentCounts",
+    "LiveRun",
     "StepFailures",
     "WorkflowRollup",
+    "agent_label_keys",
     "create_link",
     "environment_counts",
+    "facts_count",
     "get_token",
     "group_members",
+    "live_runs",
     "redeem_link",
     "step_failures",
+    "workflow_names",
     "workflow_rollup",
 ]

@@ -16,14 +16,20 @@ from shoal.server.dashboard._junit import FailedCase, ReportUnreadable, failed_c
 from shoal.store import ACTIVE_STATUSES, Agent, Environment, Execution, ExecutionFilter, NotFound, now
 from shoal.store._dashboard_queries import (
     EnvironmentCounts,
+    WorkflowRollup,
+    agent_label_keys,
     environment_counts,
+    facts_count,
     group_members,
+    live_runs,
     step_failures,
+    workflow_names,
     workflow_rollup,
 )
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 TREND_POINTS = 30
+LATEST_SHOWN = 24
 
 
 # ------------------------------------------------------------------------------------------ environments
@@ -118,6 +124,8 @@ class WorkflowRow:
     running: int = 0
     queued: int = 0
     median_ms: float | None = None
+    latest_more: int = 0  # keys not shown in the row
+    latest_bad: int = 0  # keys whose latest run did not pass
 
     @property
     def pass_rate(self) -> float | None:
@@ -162,31 +170,85 @@ async def default_group_key(state: ServerState, env: Environment) -> str:
     return "cluster" if any("cluster" in (a.labels or {}) for a in agents) else "agent"
 
 
+class RollupCache:
+    """Recent workflow rollups of this server, reused while the window holds the same facts.
+
+    The key is (environment, group key, label filter, window start to the minute, number of facts in
+    the window): a new finished execution changes the count, so a cached figure is never stale by a
+    run; only the window's edge may lag by up to a minute.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: dict[tuple[Any, ...], WorkflowRollup] = {}
+
+    def get(self, key: tuple[Any, ...]) -> WorkflowRollup | None:
+        value = self._items.pop(key, None)
+        if value is not None:
+            self._items[key] = value  # most recently used last
+        return value
+
+    def put(self, key: tuple[Any, ...], value: WorkflowRollup) -> None:
+        self._items[key] = value
+        while len(self._items) > self.size:
+            del self._items[next(iter(self._items))]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def rollup_cache(state: ServerState) -> RollupCache:
+    cache: RollupCache | None = getattr(state, "_dashboard_rollups", None)
+    if cache is None:
+        cache = RollupCache()
+        state._dashboard_rollups = cache  # type: ignore[attr-defined]
+    return cache
+
+
+async def _rollup(
+    state: ServerState, env: Environment, window: str, by: str, wanted: tuple[str, str] | None
+) -> WorkflowRollup:
+    since = (now() - WINDOWS.get(window, WINDOWS["7d"])).replace(second=0, microsecond=0)
+    count = await facts_count(state.store, env.id, since)
+    key = (env.id, by, wanted, since, count)
+    cache = rollup_cache(state)
+    cached = cache.get(key)
+    if cached is None:
+        cached = await workflow_rollup(state.store, env.id, since, by, wanted, recent=TREND_POINTS)
+        cache.put(key, cached)
+    return cached
+
+
 async def workflows(
     state: ServerState, env: Environment, *, by: str, label: str, status: str, window: str
 ) -> WorkflowsView:
     store = state.store
     since = now() - WINDOWS.get(window, WINDOWS["7d"])
     wanted = parse_label(label)
-    rollup = await workflow_rollup(store, env.id, since, by, wanted, recent=TREND_POINTS)
-    names = {r.name for r in await store.list_resources(env.id, "TestWorkflow")}
+    rollup = await _rollup(state, env, window, by, wanted)
+    names = set(await workflow_names(store, env.id))
     rows: dict[str, WorkflowRow] = {n: WorkflowRow(n) for n in names | set(rollup.counts)}
-    label_keys = {str(k) for a in await store.list_agents(env.id) for k in (a.labels or {})}
     for name, (runs, passed) in rollup.counts.items():
         row = rows[name]
         row.runs, row.passed = runs, passed
-        row.latest = [KeyStatus(k, st, ex_id, at) for k, st, ex_id, at in rollup.latest.get(name, [])]
+        latest = [KeyStatus(k, st, ex_id, at) for k, st, ex_id, at in rollup.latest.get(name, [])]
+        row.latest_more = max(0, len(latest) - LATEST_SHOWN)
+        row.latest_bad = sum(1 for k in latest if k.status != "passed")
+        # The ones that did not pass first: with a hundred agents, the row shows what needs looking at.
+        row.latest = sorted(latest, key=lambda k: k.status == "passed")[:LATEST_SHOWN]
         recent = rollup.recent.get(name, [])
         row.trend = [TrendPoint(st, ms, ex_id) for ex_id, st, ms in recent]
         if recent:
             row.latest_id, row.latest_status = recent[-1][0], recent[-1][1]
         row.median_ms = _median(rollup.durations.get(name, []))
-    for ex in await store.active_executions(env_id=env.id):
-        if ex.workflow_name in rows and _label_ok(ex.agent_labels or {}, ex.agent_name, wanted):
-            rows[ex.workflow_name].running += 1
-    for ex in await store.queued_executions(env.id, limit=1000):
-        if ex.workflow_name in rows:
-            rows[ex.workflow_name].queued += 1
+    for run in await live_runs(store, env.id):
+        live = rows.get(run.workflow)
+        if live is None:
+            continue
+        if run.status == "queued":
+            live.queued += 1
+        elif _label_ok(run.agent_labels, run.agent_name, wanted):
+            live.running += 1
     if wanted is None:
         # A step that fails in some runs and not in others, in a workflow that also passes: flaky.
         for sf in await step_failures(store, env.id, since):
@@ -200,12 +262,11 @@ async def workflows(
     if status == "running":
         selected = [r for r in selected if r.running or r.queued]
     elif status == "failing":
-        selected = [r for r in selected if any(k.status != "passed" for k in r.latest)]
+        selected = [r for r in selected if r.latest_bad]
     elif status:
         selected = [r for r in selected if r.latest_status == status]
-    return WorkflowsView(
-        selected, by, label, status, window, sorted(label_keys), sum(r.runs for r in selected)
-    )
+    label_keys = await agent_label_keys(store, env.id)
+    return WorkflowsView(selected, by, label, status, window, label_keys, sum(r.runs for r in selected))
 
 
 @dataclass(slots=True)
