@@ -88,8 +88,9 @@ class LogBuffer:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def wait(self) -> None:
-        await self._changed.wait()
+    def next_change(self) -> asyncio.Event:
+        """The event set by the next append or close; take it *before* reading `records`."""
+        return self._changed
 
 
 # -- container and pod state --------------------------------------------------------------------------
@@ -937,24 +938,21 @@ class Kubelet:
             sent = start
             budget = limit
             while True:
-                wait = asyncio.ensure_future(log.wait())
-                try:
-                    batch = log.records[sent:]
-                    sent += len(batch)
-                    if batch:
-                        data = render(batch)
-                        if budget is not None:
-                            data = data[:budget]
-                            budget -= len(data)
-                        if data:
-                            yield data
-                        if budget is not None and budget <= 0:
-                            return
-                    if log.closed and sent >= len(log.records):
+                changed = log.next_change()  # taken before reading, so no append can slip between
+                batch = log.records[sent:]
+                sent += len(batch)
+                if batch:
+                    data = render(batch)
+                    if budget is not None:
+                        data = data[:budget]
+                        budget -= len(data)
+                    if data:
+                        yield data
+                    if budget is not None and budget <= 0:
                         return
-                    await wait
-                finally:
-                    wait.cancel()
+                if log.closed and sent >= len(log.records):
+                    return
+                await changed.wait()
 
         return StreamingResponse(chunks(), media_type="text/plain")
 

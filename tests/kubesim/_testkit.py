@@ -85,3 +85,15 @@ async def wait_for_path(path: Path, timeout: float = 10) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} did not appear within {timeout}s")
         await asyncio.sleep(0.01)
+
+
+def running_tree(sim: KubeSim, timeout: float = 10) -> set[int]:
+    """Host PIDs of every running container's process tree, once the kubelet has them.
+
+    A container can write files before the kubelet has recorded its process: wait for that first.
+    """
+    assert sim.wait_until(lambda _: bool(sim.processes()), timeout)
+    pids: set[int] = set()
+    for leader in sim.processes():
+        pids |= process_group(leader)
+    return pids

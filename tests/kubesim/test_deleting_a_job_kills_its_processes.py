@@ -11,7 +11,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import CascadeType
 
 from tests.kubesim import KubeSim
-from tests.kubesim._testkit import alive, container, job, pod, process_group, raw_client, wait_for_path
+from tests.kubesim._testkit import alive, container, job, pod, raw_client, running_tree, wait_for_path
 
 # pid 1 of a container ignores TERM unless it traps it, as in a real container
 TRAPPING = "trap 'echo got-term > /out/term; exit 0' TERM; sleep 1000 & echo started > /out/started; wait"
@@ -25,10 +25,7 @@ def _out(kubesim: KubeSim, name: str) -> tuple[Path, dict[str, object]]:
 
 
 def _tree_of(kubesim: KubeSim) -> set[int]:
-    pids: set[int] = set()
-    for leader in kubesim.processes():
-        pids |= process_group(leader)
-    return pids
+    return running_tree(kubesim)
 
 
 async def test_background_deletion_of_a_job_kills_the_pod_tree(client: AsyncClient, kubesim: KubeSim) -> None:

@@ -9,7 +9,7 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Pod
 
 from tests.kubesim import KubeSim
-from tests.kubesim._testkit import alive, container, job, process_group
+from tests.kubesim._testkit import alive, container, job, running_tree
 
 
 async def test_failed_pods_are_retried_up_to_the_backoff_limit(client: AsyncClient, kubesim: KubeSim) -> None:
@@ -31,10 +31,7 @@ async def test_active_deadline_kills_the_pod_and_fails_the_job(client: AsyncClie
     script = f"trap 'exit 143' TERM; touch {marker}; sleep 1000 & wait"
     await client.create(job("slow", [container("main", script)], activeDeadlineSeconds=1), namespace="default")
     started = time.monotonic()
-    assert kubesim.wait_until(lambda _: bool(kubesim.processes()), 10)
-    tree: set[int] = set()
-    for leader in kubesim.processes():
-        tree |= process_group(leader)
+    tree = running_tree(kubesim)
     done = await client.wait(Job, "slow", namespace="default", for_conditions=["Failed", "Complete"])
     assert time.monotonic() - started >= 0.9
     conds = {c.type: c for c in done.status.conditions or []}  # type: ignore[union-attr]

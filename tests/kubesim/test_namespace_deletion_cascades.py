@@ -8,7 +8,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, ServiceAccount
 
 from tests.kubesim import KubeSim
-from tests.kubesim._testkit import alive, container, job, process_group, wait_for_path
+from tests.kubesim._testkit import alive, container, job, running_tree, wait_for_path
 
 
 async def test_namespace_deletion_removes_everything_inside(client: AsyncClient, kubesim: KubeSim) -> None:
@@ -25,9 +25,7 @@ async def test_namespace_deletion_removes_everything_inside(client: AsyncClient,
     await client.create(job("work", [container("main", f"trap 'exit 0' TERM; touch {marker}; sleep 1000 & wait")]),
                         namespace="pr-1234")
     await wait_for_path(marker)
-    tree: set[int] = set()
-    for leader in kubesim.processes():
-        tree |= process_group(leader)
+    tree = running_tree(kubesim)
     assert tree
 
     await client.delete(Namespace, "pr-1234")
