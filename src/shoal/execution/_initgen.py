@@ -543,7 +543,7 @@ class _Program:
                 self.operation(stage)
         head = (
             "#!/bin/sh\n"
-            "# shellcheck disable=SC2154,SC2317,SC2016 # state from the sourced library; functions called by name\n"
+            "# shellcheck disable=SC2154,SC2317,SC2016,SC1003 # state from lib.sh; functions called by name\n"
             f"# shoal init program: container {self.container.index} of workflow "
             f"{_comment(self.plan.workflow)} (generated)\n"
             "_sh_sourced=1\n"

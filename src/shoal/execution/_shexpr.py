@@ -120,12 +120,19 @@ def encode_value(value: object) -> str:
 
 
 def dotted_name(node: Expression) -> str | None:
-    """``a.b.c`` for an accessor or a chain of properties over one, else None."""
+    """``a.b.c`` for an accessor, a chain of properties over one, or ``at(a, "b")``; else None."""
     if isinstance(node, Accessor):
         return node.name
     if isinstance(node, Property):
         base = dotted_name(node.target)
         return None if base is None else base + "." + node.name
+    if isinstance(node, Call) and node.name == "at" and len(node.args) == 2 and not node.args[1].spread:
+        key = node.args[1].expr
+        base = dotted_name(node.args[0].expr)
+        if base is not None and isinstance(key, Literal) and not isinstance(key.value_, bool):
+            text = to_string(key.value_)
+            if isinstance(key.value_, (str, int)) and _SEGMENT.fullmatch(text):
+                return base + "." + text
     return None
 
 
