@@ -272,8 +272,12 @@ class KubeSim:
         """API calls so far, counted by (verb, resource): ("create", "jobs"), ("get", "pods/log"), …"""
         return self.frontend.log.counter()
 
+    def calls_in(self, namespace: str) -> Counter[tuple[str, str]]:
+        """API calls made inside one namespace (e.g. one execution's), by (verb, resource)."""
+        return Counter((c.verb, c.resource) for c in self.frontend.log.calls if c.namespace == namespace)
+
     @property
-    def call_log(self) -> list[ApiCall]:
+    def call_log(self) -> builtins.list[ApiCall]:
         return list(self.frontend.log.calls)
 
     def advance_token_clock(self, seconds: float) -> None:

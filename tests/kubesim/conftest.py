@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from lightkube import AsyncClient, KubeConfig
 
-from tests.kubesim.fixtures import kubeconfig_path, kubesim
+from tests.kubesim.fixtures import kubeconfig_path, kubesim, kubesim_factory
 
-__all__ = ["client", "kubeconfig_path", "kubesim"]
+__all__ = ["client", "kubeconfig_path", "kubesim", "kubesim_factory"]
 
 
 @pytest.fixture

@@ -1,23 +1,43 @@
-"""Pytest fixtures: `kubesim` (a running simulator) and `kubeconfig_path` (a kubeconfig for it).
+"""Pytest fixtures: `kubesim` (a running simulator), `kubeconfig_path` (a kubeconfig for it) and
+`kubesim_factory` (start simulators with other options; all stopped at teardown).
 
-Import them in a conftest.py: `from tests.kubesim.fixtures import kubesim, kubeconfig_path  # noqa: F401`.
-Tests that need other options build their own `KubeSim(...)` in a `with` block.
+Import them in a conftest.py:
+`from tests.kubesim.fixtures import kubeconfig_path, kubesim, kubesim_factory  # noqa: F401`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ._sim import KubeSim
 
+# back-offs a real cluster counts in tens of seconds, shortened so tests stay fast
+FAST: dict[str, Any] = {"job_backoff_base": 0.2, "restart_backoff": 0.2, "image_pull_backoff": 0.2}
+
 
 @pytest.fixture
 def kubesim() -> Iterator[KubeSim]:
-    with KubeSim(job_backoff_base=0.2, restart_backoff=0.2, image_pull_backoff=0.2) as sim:
+    with KubeSim(**FAST) as sim:
         yield sim
+
+
+@pytest.fixture
+def kubesim_factory() -> Iterator[Callable[..., KubeSim]]:
+    """`make(**options)` → a started KubeSim (FAST back-offs unless overridden); all stopped at teardown."""
+    started: list[KubeSim] = []
+
+    def make(**options: Any) -> KubeSim:
+        sim = KubeSim(**{**FAST, **options}).start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
 
 
 @pytest.fixture

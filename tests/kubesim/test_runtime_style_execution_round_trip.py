@@ -69,7 +69,7 @@ async def test_execution_round_trip_and_its_api_calls(client: AsyncClient, kubes
     calls = kubesim.calls
     assert calls[("create", "jobs")] == calls[("create", "configmaps")] == calls[("create", "secrets")] == 1
     assert calls[("get", "pods/log")] == 3 and calls[("delete", "jobs")] == 1
-    assert {c.namespace for c in kubesim.call_log} == {"exec"}
+    assert {c.namespace for c in kubesim.call_log} == {"exec"} and kubesim.calls_in("exec") == calls
     assert sum(calls.values()) == 1 + 1 + 1 + 1 + 3 + 1 + 1  # the watch for the pod and the Job's wait
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,18 +71,31 @@ async def test_a_resource_version_older_than_the_history_is_gone(tmp_path: Path)
         await client.close()
 
 
-async def test_bookmarks_and_server_timeout(tmp_path: Path) -> None:
-    with KubeSim(bookmark_interval=0.1) as sim:
-        raw = raw_client(sim)  # lightkube does not ask for bookmarks
+async def test_bookmarks_and_server_timeout(kubesim_factory: Callable[..., KubeSim]) -> None:
+    sim = kubesim_factory(bookmark_interval=0.1)
+    async with raw_client(sim) as raw:  # lightkube does not ask for bookmarks
         res = await raw.get(
             "/api/v1/namespaces/default/configmaps",
             params={"watch": "true", "allowWatchBookmarks": "true", "timeoutSeconds": "1",
                     "resourceVersion": str(sim.store.resource_version)}, timeout=10)
-        lines = [line for line in res.text.splitlines() if line]
-        assert lines and all('"type":"BOOKMARK"' in line for line in lines)
-        assert 3 <= len(lines) <= 11
-        await raw.aclose()
-        assert sim.calls[("watch", "configmaps")] == 1
+    lines = [line for line in res.text.splitlines() if line]
+    assert lines and all('"type":"BOOKMARK"' in line for line in lines)
+    assert 3 <= len(lines) <= 11
+    assert sim.calls[("watch", "configmaps")] == 1
+
+
+async def test_send_initial_events_ends_with_a_marked_bookmark(kubesim: KubeSim, client: AsyncClient) -> None:
+    await client.create(ConfigMap(metadata=ObjectMeta(name="seen")), namespace="default")
+    async with raw_client(kubesim) as raw:
+        res = await raw.get("/api/v1/namespaces/default/configmaps", params={
+            "watch": "true", "sendInitialEvents": "true", "allowWatchBookmarks": "true",
+            "resourceVersionMatch": "NotOlderThan", "timeoutSeconds": "1"})
+        events = [json.loads(line) for line in res.text.splitlines() if line]
+        assert [e["type"] for e in events[:3]] == ["ADDED", "ADDED", "BOOKMARK"]
+        assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+        bad = await raw.get("/api/v1/namespaces/default/configmaps",
+                            params={"watch": "true", "sendInitialEvents": "true"})
+        assert bad.status_code == 422
 
 
 async def test_watch_by_field_selector_follows_one_object(client: AsyncClient) -> None:
