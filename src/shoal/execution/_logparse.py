@@ -280,6 +280,13 @@ class MarkerParser:
             return ExecutionEvent.unchecked(seq, ts, "artifact", ref=ref, artifact=dict(value))
         if name == "report":
             return ExecutionEvent.unchecked(seq, ts, "report", ref=ref, report=dict(value))
+        if name in _TOOLKIT_NOTICES:
+            # The toolkit's progress notices (a service's address and state, a parallel worker's or a
+            # child execution's status) become step outputs, keyed so that instances do not collide.
+            key = ".".join(
+                str(part) for part in (name, value.get("name"), value.get("index")) if part is not None
+            )
+            return ExecutionEvent.unchecked(seq, ts, "output", ref=ref, outputs={key: dict(value)})
         return None
 
     def _push(self, ref: str) -> None:
@@ -295,8 +302,10 @@ class MarkerParser:
 
 
 _new_event = object.__new__
+_TOOLKIT_NOTICES: Final = frozenset({"service", "parallel", "execute"})
 _KNOWN_NAMES: Final = frozenset(
     {"start", "end", "execution", "iteration", "pause", "resume", "output", "artifact", "report"}
+    | _TOOLKIT_NOTICES
 )
 
 

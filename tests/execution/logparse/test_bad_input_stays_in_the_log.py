@@ -26,9 +26,17 @@ def test_malformed_markers_become_log_lines(raw: bytes) -> None:
 
 def test_unknown_marker_names_are_counted_not_logged() -> None:
     parser = MarkerParser(clock=lambda: 0)
-    events = list(parser.parse([marker("a", "service", name="db") + b"x\n"]))
+    events = list(parser.parse([marker("a", "somethingnew", name="db") + b"x\n"]))
     assert [e.line for e in events] == ["x"]
     assert parser.unknown_markers == 1
+
+
+def test_toolkit_notices_become_step_outputs_keyed_by_instance() -> None:
+    parser = MarkerParser(clock=lambda: 0)
+    events = list(parser.parse([marker("a", "service", name="db", index=1, ip="127.0.0.2") + b"x\n"]))
+    assert [(e.type, e.ref) for e in events[:1]] == [("output", "a")]
+    assert events[0].outputs == {"service.db.1": {"name": "db", "index": 1, "ip": "127.0.0.2"}}
+    assert parser.unknown_markers == 0
 
 
 def test_invalid_utf8_becomes_replacement_characters() -> None:
