@@ -83,3 +83,10 @@ async def test_forms_without_the_session_csrf_token_are_refused(app: App) -> Non
     assert r.status_code == 303 and 'shoal_session=""' in r.headers["set-cookie"]
     await web.aclose()
     await other.aclose()
+
+
+async def test_an_htmx_refresh_without_a_session_moves_the_whole_page_to_sign_in(app: App) -> None:
+    async with app.client() as web:
+        r = await web.get("/dashboard/envs/default/live", headers={"HX-Request": "true"})
+        assert r.status_code == 200 and r.headers["HX-Redirect"].startswith("/dashboard/login?next=")
+        assert r.content == b""

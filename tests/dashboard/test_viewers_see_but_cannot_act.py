@@ -35,6 +35,8 @@ async def test_a_viewer_gets_no_buttons_and_its_forms_are_refused(app: App) -> N
     )
     assert r.status_code == 303 and r.headers["location"].endswith(ex.id)
     assert (await app.state.store.get_execution(ex.id)).status == "aborted"
+    r = await viewer.post(f"/dashboard/envs/default/executions/{ex.id}/rerun", data={"csrf": csrf})
+    assert r.status_code == 403
     await viewer.aclose()
     await runner.aclose()
 

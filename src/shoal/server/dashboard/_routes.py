@@ -189,10 +189,13 @@ async def _page(
     return render(name, viewer=viewer, env=env, envs=envs, request_path=request.url.path, **context)
 
 
-def error_page(exc: DashboardError) -> Response:
+def error_page(exc: DashboardError, request: Request) -> Response:
     if exc.status == 401:
         target = f"{PREFIX}/login?" + urlencode({"next": _safe_next(exc.next_url)})
-        return RedirectResponse(target, status_code=303, headers={"HX-Redirect": target})
+        if request.headers.get("hx-request"):
+            # htmx would follow a 303 inside the fragment: tell it to move the whole page instead.
+            return Response(status_code=200, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
     return render(
         "error.html", exc.status, status=exc.status, message=exc.message, viewer=None, env=None, envs=[]
     )
@@ -604,9 +607,9 @@ def mount(app: FastAPI) -> None:
     app.include_router(api_router)
     app.mount(PREFIX + "/static", StaticFiles(directory=str(HERE / "static")), name="dashboard-static")
 
-    async def handle(_request: Request, exc: Exception) -> Response:
+    async def handle(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DashboardError)
-        return error_page(exc)
+        return error_page(exc, request)
 
     app.add_exception_handler(DashboardError, handle)
 
