@@ -5,8 +5,11 @@ parsing, durable event log); the baseline runs the same N commands as a bare loo
 `busybox sh -c true` per command. Figures (median of several runs after a warm-up):
 
 * ``step_overhead_ms``: slope (ms/step) between a 50-step and a 200-step run, minus the baseline's slope;
-  for merged containers (the default) and isolated containers (``system.isolatedContainers``).
+  for merged containers (``system.pureByDefault``: every step in one container) and isolated ones
+  (``system.isolatedContainers``: one container, so one init program start, per step).
 * ``startup_ms``: a 1-step workflow, from ``start()`` to the result (workspace, sandbox, init files).
+* ``init_program_per_step_ms`` / ``runtime_overhead_per_step_ms``: the merged slope split into what the
+  init program costs run bare and what the runtime (sandbox, parsing, event log) adds to it.
 * ``steps_vs_sh_ratio``: 200 steps through shoal / 200 commands through the bare loop.
 """
 
@@ -23,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shoal.execution import ExecutionJob, LocalRuntime
+from shoal.execution import ExecutionJob, LocalRuntime, init_files
 from shoal.execution._sandbox import find_busybox
 from shoal.workflow import ExecutionContext, compile_workflow
 
@@ -31,10 +34,16 @@ RUNS = 5
 SMALL, LARGE = 50, 200
 
 
+GROUP = 25  # steps per group: the status rules cap an expression's nesting (a 200-term `&&` chain)
+
+
 def _workflow(steps: int, *, isolated: bool) -> dict[str, Any]:
-    spec: dict[str, Any] = {"steps": [{"name": f"s{i}", "shell": "true"} for i in range(steps)]}
-    if isolated:
-        spec["system"] = {"isolatedContainers": True}
+    shells = [{"name": f"s{i}", "shell": "true"} for i in range(steps)]
+    groups = [{"name": f"g{i // GROUP}", "steps": shells[i : i + GROUP]} for i in range(0, steps, GROUP)]
+    # Merged: pure steps share one container (one init program); isolated: one container per step
+    # (what impure `shell` steps get by default, as on Kubernetes).
+    spec: dict[str, Any] = {"steps": groups}
+    spec["system"] = {"isolatedContainers": True} if isolated else {"pureByDefault": True}
     return {
         "apiVersion": "testworkflows.testkube.io/v1",
         "kind": "TestWorkflow",
@@ -61,6 +70,36 @@ def _run_workflow(home: Path, steps: int, *, isolated: bool) -> float:
 
     took = asyncio.run(main())
     shutil.rmtree(runtime.workspace(context.id).root, ignore_errors=True)
+    return took
+
+
+def _run_init_only(home: Path, steps: int) -> float:
+    """Seconds the merged workflow's init program takes by itself (no runtime, no sandbox): what the
+    runtime adds is the difference."""
+    compiled = compile_workflow(_workflow(steps, isolated=False), {}, context=ExecutionContext())
+    folder = Path(tempfile.mkdtemp(dir=home))
+    for name, content in init_files(compiled.plan).items():
+        (folder / name).write_text(content)
+    (folder / "data").mkdir()
+    (folder / "outputs").mkdir()
+    busybox = find_busybox()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SHOAL_DIR": str(folder),
+        "SHOAL_BUSYBOX": busybox,
+        "SHOAL_DATA": str(folder / "data"),
+        "SHOAL_OUTPUTS": str(folder / "outputs"),
+    }
+    began = time.perf_counter()
+    for container in compiled.plan.containers:
+        subprocess.run(
+            [busybox, "sh", str(folder / f"c{container.index}.sh")],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    took = time.perf_counter() - began
+    shutil.rmtree(folder, ignore_errors=True)
     return took
 
 
@@ -94,6 +133,7 @@ def main() -> None:
         isolated = {
             n: _median([_run_workflow(home, n, isolated=True) for _ in range(RUNS)]) for n in (SMALL, LARGE)
         }
+        init_only = {n: _median([_run_init_only(home, n) for _ in range(RUNS)]) for n in (SMALL, LARGE)}
         startup = _median([_run_workflow(home, 1, isolated=False) for _ in range(RUNS)])
 
     def slope(values: dict[int, float]) -> float:
@@ -101,6 +141,8 @@ def main() -> None:
 
     _emit("step_overhead_ms", slope(merged) - slope(sh))
     _emit("step_overhead_isolated_ms", slope(isolated) - slope(sh))
+    _emit("init_program_per_step_ms", slope(init_only))
+    _emit("runtime_overhead_per_step_ms", slope(merged) - slope(init_only))
     _emit("sh_per_command_ms", slope(sh))
     _emit("startup_ms", startup * 1000)
     _emit(f"steps_{LARGE}_merged_ms", merged[LARGE] * 1000)
