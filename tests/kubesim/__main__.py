@@ -30,7 +30,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with sim:
         path = sim.kubeconfig(args.kubeconfig)
-        print(f"kubesim listening on {sim.url} (bwrap: {sim.options.bwrap}); kubeconfig: {path}", flush=True)
+        print(f"kubesim listening on {sim.url} and {sim.tls_url} (bwrap: {sim.options.bwrap}); "
+              f"kubeconfig: {path}", flush=True)
         done.wait()
 
 

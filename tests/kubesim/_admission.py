@@ -26,7 +26,6 @@ from ._validation import parse_quantity
 QUOTAS = reg.by_key("resourcequotas")
 SECRETS = reg.by_key("secrets")
 LIMITRANGES = reg.by_key("limitranges")
-CA_CERT = "-----BEGIN CERTIFICATE-----\nkubesim: no TLS, this is a placeholder\n-----END CERTIFICATE-----\n"
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 # quota resource names for object counts of the core group
@@ -107,7 +106,7 @@ def _ensure_defaults(api: ApiServer, ns: str) -> None:
                                          "when using internal endpoints such as the internal service IP or "
                                          "kubernetes.default.svc. No other usage is guaranteed across "
                                          "distributions of Kubernetes clusters."}},
-            "data": {"ca.crt": CA_CERT}})
+            "data": {"ca.crt": api.ca_pem}})
 
 
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
@@ -140,7 +139,7 @@ def _token_secrets(api: ApiServer, change: Change) -> None:
 
         def fill(s: Obj, token: str = token, sa_uid: str = sa_uid) -> None:
             s["metadata"].setdefault("annotations", {})[SA_UID_ANNOTATION] = sa_uid
-            s["data"] = {**(s.get("data") or {}), "token": _b64(token), "ca.crt": _b64(CA_CERT),
+            s["data"] = {**(s.get("data") or {}), "token": _b64(token), "ca.crt": _b64(api.ca_pem),
                          "namespace": _b64(s["metadata"]["namespace"])}
 
         api.mutate(SECRETS, meta["namespace"], meta["name"], fill, uid=meta["uid"])

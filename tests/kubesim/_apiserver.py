@@ -76,6 +76,7 @@ class ApiServer:
         self.admission: list[Admission] = []
         self._cluster_ip = 10
         self._event_names: dict[tuple[str, ...], str] = {}
+        self.ca_pem = ""  # the cluster CA (PEM), published in kube-root-ca.crt and token volumes
         # added to "now" when token expiry is checked, so tests can age credentials without waiting
         self.token_clock_offset = 0.0
 

@@ -7,6 +7,7 @@ port by default). Use it as a context manager (sync or async) or call `start()`/
 from __future__ import annotations
 
 import asyncio
+import base64
 import builtins
 import contextlib
 import logging
@@ -37,6 +38,7 @@ from ._rbac import builtin_objects
 from ._registry import RESOURCES, ResourceType
 from ._sandbox import bwrap_usable
 from ._store import Obj, Store
+from ._tls import make_certificates
 
 T = TypeVar("T")
 log = logging.getLogger("kubesim")
@@ -53,6 +55,14 @@ class SimOptions:
     restart_backoff: float = 10.0
     image_pull_backoff: float = 1.0
     bookmark_interval: float = 60.0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    return sock
 
 
 def _host_memory() -> str:
@@ -110,6 +120,8 @@ class KubeSim:
         self.store = Store(watch_history)
         self.api = ApiServer(self.store)
         self.port = 0
+        self.tls_port = 0
+        self.ca_pem = ""
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -124,12 +136,12 @@ class KubeSim:
     def start(self) -> KubeSim:
         if self._thread is not None:
             return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._requested_port))
-        sock.listen(512)
+        sock = _listen(self.host, self._requested_port)
+        tls_sock = _listen(self.host, 0)
         self.port = sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._thread_main, args=(sock,), name="kubesim", daemon=True)
+        self.tls_port = tls_sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._thread_main, args=(sock, tls_sock), name="kubesim",
+                                        daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._startup_error is not None:
@@ -161,12 +173,12 @@ class KubeSim:
                         tb: TracebackType | None) -> None:
         await asyncio.to_thread(self.stop)
 
-    def _thread_main(self, sock: socket.socket) -> None:
+    def _thread_main(self, sock: socket.socket, tls_sock: socket.socket) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
-            loop.run_until_complete(self._main(sock))
+            loop.run_until_complete(self._main(sock, tls_sock))
         finally:
             pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
             for t in pending:
@@ -177,20 +189,25 @@ class KubeSim:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    async def _main(self, sock: socket.socket) -> None:
+    async def _main(self, sock: socket.socket, tls_sock: socket.socket) -> None:
         self._stop_requested = asyncio.Event()
         try:
             _admission.install(self.api)
             self.store.subscribe(self.api.on_change)
             self.controllers = Controllers(self.api, self.options)
-            self.kubelet = Kubelet(self.api, self.options, self.root, lambda: self.port)
+            self.kubelet = Kubelet(self.api, self.options, self.root, lambda: self.tls_port)
             self.frontend = Frontend(self)
+            certs = make_certificates(self.root / "pki")
+            self.ca_pem = self.api.ca_pem = certs.ca_pem
             self._bootstrap()
-            config = uvicorn.Config(self.frontend.app(), lifespan="off", log_level="warning", access_log=False,
-                                    timeout_graceful_shutdown=2, ws="none")
-            server = uvicorn.Server(config)
+            app = self.frontend.app()
+            common: dict[str, Any] = {"lifespan": "off", "log_level": "warning", "access_log": False, "ws": "none"}
+            servers = [uvicorn.Server(uvicorn.Config(app, **common)),
+                       uvicorn.Server(uvicorn.Config(app, ssl_certfile=str(certs.cert_file),
+                                                     ssl_keyfile=str(certs.key_file), **common))]
             controllers = asyncio.ensure_future(self.controllers.run())
-            serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+            serving = [asyncio.ensure_future(servers[0].serve(sockets=[sock])),
+                       asyncio.ensure_future(servers[1].serve(sockets=[tls_sock]))]
         except BaseException as e:
             self._startup_error = e
             self._ready.set()
@@ -200,19 +217,22 @@ class KubeSim:
         self.frontend.closing.set()
         await self.kubelet.shutdown()
         # a test double need not drain politely: stop serving at once (uvicorn's own shutdown ticks at 0.1 s)
-        serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await serving
-        for listener in server.servers:
-            listener.close()
-        for connection in list(server.server_state.connections):
-            connection.shutdown()
-        for task in list(server.server_state.tasks):
+        for task in serving:
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for server in servers:
+            for listener in server.servers:
+                listener.close()
+            for connection in list(server.server_state.connections):
+                connection.shutdown()
+            for task in list(server.server_state.tasks):
+                task.cancel()
         controllers.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await controllers
         sock.close()
+        tls_sock.close()
 
     def _bootstrap(self) -> None:
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -250,13 +270,26 @@ class KubeSim:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def tls_url(self) -> str:
+        """The same API over HTTPS (certificate signed by `ca_pem`): what pods reach in-cluster."""
+        return f"https://{self.host}:{self.tls_port}"
+
     def kubeconfig(self, path: str | os.PathLike[str], *, token: str | None = None,
-                   namespace: str = "default") -> Path:
-        """Write a kubeconfig for this cluster (admin token unless `token` is given); returns the path."""
+                   namespace: str = "default", tls: bool = False) -> Path:
+        """Write a kubeconfig for this cluster (admin token unless `token` is given); returns the path.
+
+        Plain HTTP by default (clients skip loading CA bundles: fast); `tls=True` points at the HTTPS
+        listener and embeds the cluster CA, as a kubeconfig handed out by a real cluster would.
+        """
         user = "kubesim-admin" if token is None else "kubesim-token"
+        cluster: dict[str, Any] = {"server": self.url, "insecure-skip-tls-verify": True}
+        if tls:
+            cluster = {"server": self.tls_url,
+                       "certificate-authority-data": base64.b64encode(self.ca_pem.encode()).decode()}
         doc = {"apiVersion": "v1", "kind": "Config", "preferences": {},
                # plain HTTP: nothing to verify, and skipping it spares clients loading the CA bundle
-               "clusters": [{"name": "kubesim", "cluster": {"server": self.url, "insecure-skip-tls-verify": True}}],
+               "clusters": [{"name": "kubesim", "cluster": cluster}],
                "users": [{"name": user, "user": {"token": token or self.token}}],
                "contexts": [{"name": "kubesim", "context": {"cluster": "kubesim", "user": user,
                                                            "namespace": namespace}}],
