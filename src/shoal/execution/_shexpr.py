@@ -119,6 +119,22 @@ def encode_value(value: object) -> str:
     raise RuntimeExpressionError("maps cannot be used in run-time expressions")
 
 
+def _is_namespace(name: str) -> bool:
+    """A run-time name that is a map of further names (``env``, ``services.db``, ``step.x.outputs``)."""
+    parts = name.split(".")
+    if parts[0] == "env" or parts[0] == "self":
+        return len(parts) == 1
+    if parts[0] == "services":
+        return len(parts) <= 3
+    if parts[0] == "step":
+        return (
+            len(parts) == 1
+            or (len(parts) == 2 and parts[1] != "results")
+            or (len(parts) == 3 and parts[2] == "outputs")
+        )
+    return False
+
+
 def dotted_name(node: Expression) -> str | None:
     """``a.b.c`` for an accessor, a chain of properties over one, or ``at(a, "b")``; else None."""
     if isinstance(node, Accessor):
@@ -129,7 +145,12 @@ def dotted_name(node: Expression) -> str | None:
     if isinstance(node, Call) and node.name == "at" and len(node.args) == 2 and not node.args[1].spread:
         key = node.args[1].expr
         base = dotted_name(node.args[0].expr)
-        if base is not None and isinstance(key, Literal) and not isinstance(key.value_, bool):
+        if (
+            base is not None
+            and _is_namespace(base)
+            and isinstance(key, Literal)
+            and not isinstance(key.value_, bool)
+        ):
             text = to_string(key.value_)
             if isinstance(key.value_, (str, int)) and _SEGMENT.fullmatch(text):
                 return base + "." + text

@@ -140,7 +140,10 @@ def test_condition_error_fails_the_stage_and_skips_its_children(workspace: MakeW
 
 
 def test_services_published_by_the_toolkit_are_readable(workspace: MakeWorkspace) -> None:
-    script = "echo ip={{ services.db.1.ip }} all={{ services.db.*.ip }} none=[{{ services.cache.0.ip }}]"
+    script = (
+        "echo ip={{ services.db.1.ip }} all={{ services.db.*.ip }} none=[{{ services.cache.0.ip }}] "
+        'at={{ at(services, "db").0.ip }}'
+    )
     plan = build(group("root", shell("s", script)))
     ws = workspace(plan)
     for index, ip in enumerate(["127.0.0.2", "127.0.0.3"]):
@@ -149,4 +152,4 @@ def test_services_published_by_the_toolkit_are_readable(workspace: MakeWorkspace
         (base / "ip").write_text(ip)
     result = ws.run()
     assert result.statuses()["s"] == "passed"
-    assert "ip=127.0.0.3 all=127.0.0.2,127.0.0.3 none=[]" in result.text
+    assert "ip=127.0.0.3 all=127.0.0.2,127.0.0.3 none=[] at=127.0.0.2" in result.text

@@ -47,7 +47,7 @@ EXPRESSIONS = [
     '"x" + [1,2]', "env.A < env.NUM", "env.NEG < 0", "1e3", "1.5e-7 * 1", "100000 * 100000",
     '1 / 0', "5 % 0", 'int("abc")', "len(5)", "trim(5)", 'join("a")', '"a" - 1', '"abc" < 1', "int(true)",
     "len(null)", 'bool(1, 2)', 'at(env.B, 2)', "at(env.B, 3)", 'at(["a", "b"], "1")',
-    'at(["a", "b"], 2)', "at(5, 0)", 'at("abc", "x")', 'at(["a", "b"], -1)', '["x", "y"].1', "[].0",
+    'at(["a", "b"], 2)', "at(5, 0)", 'at("abc", "x")', 'at(["a", "b"], -1)', '["x", "y"].1', "[].0", 'at(env, "A")', "at(env.B, 0)",
 ]  # fmt: skip
 
 
@@ -91,7 +91,8 @@ def run_sh(shell: str, sources: list[str], tmp_path: Path, env: dict[str, str]) 
 @pytest.mark.parametrize("shell", sorted(SHELLS))
 def test_expressions_evaluate_like_the_engine(shell: str, tmp_path: Path) -> None:
     got = run_sh(shell, EXPRESSIONS, tmp_path, ENV)
-    machine = Machine(variables={f"env.{k}": v for k, v in ENV.items()} | {"env.UNSET": ""})
+    environment = {**ENV, "UNSET": ""}
+    machine = Machine(variables={"env": environment} | {f"env.{k}": v for k, v in environment.items()})
     mismatches = []
     for source, value in zip(EXPRESSIONS, got, strict=True):
         expected = "E" if source in LIMITS else engine(source, machine)
