@@ -87,11 +87,15 @@ async def test_bookmarks_and_server_timeout(kubesim_factory: Callable[..., KubeS
 async def test_send_initial_events_ends_with_a_marked_bookmark(kubesim: KubeSim, client: AsyncClient) -> None:
     await client.create(ConfigMap(metadata=ObjectMeta(name="seen")), namespace="default")
     async with raw_client(kubesim) as raw:
-        res = await raw.get("/api/v1/namespaces/default/configmaps", params={
-            "watch": "true", "sendInitialEvents": "true", "allowWatchBookmarks": "true",
-            "resourceVersionMatch": "NotOlderThan", "timeoutSeconds": "1"})
-        events = [json.loads(line) for line in res.text.splitlines() if line]
-        assert [e["type"] for e in events[:3]] == ["ADDED", "ADDED", "BOOKMARK"]
+        events = []
+        async with raw.stream("GET", "/api/v1/namespaces/default/configmaps", params={
+                "watch": "true", "sendInitialEvents": "true", "allowWatchBookmarks": "true",
+                "resourceVersionMatch": "NotOlderThan"}) as res:
+            async for line in res.aiter_lines():
+                events.append(json.loads(line))
+                if len(events) == 3:
+                    break
+        assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
         assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
         bad = await raw.get("/api/v1/namespaces/default/configmaps",
                             params={"watch": "true", "sendInitialEvents": "true"})
