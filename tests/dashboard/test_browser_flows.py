@@ -54,6 +54,7 @@ async def test_sign_in_with_a_token_and_open_an_environment_with_three_agents(
         p: Any = page
         await p.goto(server.url + "/dashboard/")
         await p.wait_for_url("**/dashboard/login**")
+        await p.screenshot(path=shot_path("sign_in_form"))
         await p.get_by_label("API token").fill(server.admin_token)
         await p.get_by_role("button", name="Sign in").click()
         await p.wait_for_url("**/dashboard/envs/default")

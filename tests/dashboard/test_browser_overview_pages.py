@@ -48,6 +48,9 @@ async def test_workflows_overview_shows_status_per_cluster_trend_and_flaky_steps
         assert await p.locator('tr[data-workflow="broken"]').count() == 1
         await p.goto(server.url + "/dashboard/envs/default/workflows")
         await p.screenshot(path=shot_path("workflows"), full_page=True)
+        await p.get_by_role("link", name="smoke", exact=True).click()
+        await p.get_by_role("heading", name="Per cluster").wait_for()
+        await p.screenshot(path=shot_path("workflow_detail"), full_page=True)
     api.close()
 
 
