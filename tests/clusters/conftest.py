@@ -5,6 +5,7 @@ until a condition holds (with a deadline, never a sleep for its own sake)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -42,8 +43,24 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             await st.close()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated database per session; each test starts from a copy (migrating costs ~0.4 s)."""
+    path = tmp_path_factory.mktemp("template") / "shoal.db"
+
+    async def make() -> None:
+        st = await Store.open(f"sqlite+aiosqlite:///{path}")
+        async with st.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        await st.close()
+
+    asyncio.run(make())
+    return path
+
+
 @pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+async def sqlite_store(tmp_path: Path, migrated_sqlite: Path) -> AsyncIterator[Store]:
+    shutil.copy(migrated_sqlite, tmp_path / "shoal.db")
     st = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'shoal.db'}")
     try:
         yield st

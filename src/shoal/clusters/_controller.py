@@ -261,7 +261,7 @@ class ClusterController:
             nxt = t + timedelta(seconds=self.settings.history_s)
         else:
             nxt = t + timedelta(seconds=requeue_s)
-        await self.clusters.update_cluster(
+        await self.clusters.write_cluster(
             row.id, row.resource_version, status=st, next_reconcile_at=nxt, **columns
         )
         self.crash(f"recorded:{action or phase}")
@@ -692,7 +692,7 @@ class ClusterController:
                 st, "Deprovisioned", False, "Stuck", f"still {obs.state.value} after {int(limit)}s", t
             )
             log.warning("cluster %s: deprovisioning is stuck (%s)", row.name, obs.state.value)
-        if obs.state == State.DELETING:
+        if obs.state == State.DELETING and not obs.handle.get("retryDelete"):
             return await self._write(row, st, t, action="wait-delete", requeue_s=self._poll(st))
         try:
             await self._effect("delete", lambda: prov.delete(str(row.external_name), params))
@@ -717,7 +717,7 @@ class ClusterController:
             await self.clusters.delete_cluster_row(row.id, row.resource_version)
             return Pass(row.name, row.phase, "remove", True)
         nxt = updated + timedelta(seconds=self.settings.history_s)
-        await self.clusters.update_cluster(row.id, row.resource_version, next_reconcile_at=nxt)
+        await self.clusters.write_cluster(row.id, row.resource_version, next_reconcile_at=nxt)
         return Pass(row.name, row.phase, "", True)
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -790,7 +790,13 @@ class ClusterController:
         body = {"classRef": spec.classRef, "parameters": spec.parameters, "lifetime": spec.maxSpareAge}
         labels = {"pool": pool.name}
         return await self.clusters.create_cluster(
-            pool.env_id, name, spec.classRef, body, labels=labels, member_of=pool.name
+            pool.env_id,
+            name,
+            spec.classRef,
+            body,
+            labels=labels,
+            member_of=pool.name,
+            created_at=self.clock(),
         )
 
 

@@ -170,11 +170,12 @@ class LocalProvisioner:
     async def observe(self, ext: str, params: dict[str, Any]) -> Observation:
         final = self.sandbox(ext)
         if (self.root / f".del-{ext}").exists():
-            return Observation(State.DELETING, "sandbox being removed")
+            # deletion is synchronous: a leftover means it was interrupted, so delete must run again
+            return Observation(State.DELETING, "sandbox being removed", {"retryDelete": True})
         if final.is_dir() and (final / OWNER_FILE).exists():
             return Observation(State.READY, "sandbox ready", {"path": str(final)})
         if (self.root / f".tmp-{ext}").exists():
-            return Observation(State.CREATING, "sandbox half built")
+            return Observation(State.CREATING, "sandbox half built", {"retryEnsure": True})
         return Observation(State.ABSENT)
 
     async def credentials(self, ext: str, params: dict[str, Any], ttl_s: float) -> Credentials:

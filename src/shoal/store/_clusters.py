@@ -142,8 +142,9 @@ class ClusterStore:
         member_of: str | None = None,
         created_by: dict[str, Any] | None = None,
         cluster_id: str | None = None,
+        created_at: datetime | None = None,
     ) -> ClusterRow:
-        ts = now()
+        ts = created_at or now()
         row = ClusterRow(
             id=cluster_id or new_id(),
             env_id=env_id,
@@ -239,6 +240,14 @@ class ClusterStore:
 
     async def update_cluster(self, cluster_id: str, resource_version: int, **values: Any) -> ClusterRow:
         """Compare-and-swap write; :class:`Conflict` when someone else wrote in between."""
+        await self.write_cluster(cluster_id, resource_version, **values)
+        row = await self.get_cluster_by_id(cluster_id)
+        if row is None:
+            raise NotFound(f"cluster {cluster_id} not found")
+        return row
+
+    async def write_cluster(self, cluster_id: str, resource_version: int, **values: Any) -> None:
+        """:meth:`update_cluster` without reading the row back (one statement: the controller's write)."""
         values = {**values, "resource_version": resource_version + 1, "updated_at": now()}
         async with self.store.session() as s:
             res = await s.execute(
@@ -246,12 +255,8 @@ class ClusterStore:
                 .where(ClusterRow.id == cluster_id, ClusterRow.resource_version == resource_version)
                 .values(**values)
             )
-            if not res.rowcount:  # type: ignore[attr-defined]
-                raise Conflict(f"cluster {cluster_id} changed concurrently")
-            row = await s.get(ClusterRow, cluster_id)
-            assert row is not None
-            await s.refresh(row)
-        return row
+        if not res.rowcount:  # type: ignore[attr-defined]
+            raise Conflict(f"cluster {cluster_id} changed concurrently")
 
     async def signal(self, cluster_id: str, *, teardown: bool = False, delete_: bool = False) -> ClusterRow:
         """The user's teardown/deletion signal: sticky flags, written without a version check."""
@@ -384,20 +389,16 @@ class ClusterStore:
     # ------------------------------------------------------------------ credentials
 
     async def put_credentials(self, cluster_id: str, sealed: str, expires_at: datetime | None) -> None:
+        """Store (or replace) the sealed hand-over; an upsert, so two writers never collide."""
+        ts = now()
+        stmt = self.store._insert(ClusterCredentialRow.__table__).values(
+            cluster_id=cluster_id, sealed=sealed, expires_at=expires_at, created_at=ts, deliveries=0
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["cluster_id"], set_={"sealed": sealed, "expires_at": expires_at, "created_at": ts}
+        )
         async with self.store.session() as s:
-            row = await s.get(ClusterCredentialRow, cluster_id)
-            if row is None:
-                s.add(
-                    ClusterCredentialRow(
-                        cluster_id=cluster_id,
-                        sealed=sealed,
-                        expires_at=expires_at,
-                        created_at=now(),
-                        deliveries=0,
-                    )
-                )
-            else:
-                row.sealed, row.expires_at, row.created_at = sealed, expires_at, now()
+            await s.execute(stmt)
 
     async def read_credentials(self, cluster_id: str) -> ClusterCredentialRow | None:
         """The sealed credentials, counting the delivery."""

@@ -1,0 +1,106 @@
+"""Kill the controller after each kind of side effect (before and after recording it, in the middle of
+ensure and of delete); a fresh controller converges: one external resource per request, nothing left
+outside once every request is Deprovisioned, no credentials kept, no agent left."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shoal.clusters import ClusterController, LocalProvisioner, Reaper
+from shoal.store import NotFound
+from tests.clusters.conftest import Rig, drive
+from tests.clusters.crash import CrashOnce, SimulatedCrash, StoreAgentSpawner
+
+NOOP_POINTS = [
+    "recorded:record",
+    "recorded:admit",
+    "before:ensure",
+    "noop.ensure:mid",
+    "after:ensure",
+    "recorded:ensure",
+    "before:credentials",
+    "after:credentials",
+    "recorded:credentials",
+    "recorded:ready",
+    "recorded:teardown:UserRequested",
+    "before:delete",
+    "noop.delete:mid",
+    "after:delete",
+    "recorded:delete",
+    "recorded:finish",
+]
+LOCAL_POINTS = [
+    "local.ensure:mid",
+    "after:ensure",
+    "before:install_agent",
+    "after:install_agent",
+    "recorded:install_agent",
+    "before:remove_agent",
+    "after:remove_agent",
+    "recorded:remove_agent",
+    "local.delete:mid",
+    "after:delete",
+]
+
+
+async def _lifecycle(rig: Rig, make: Callable[[CrashOnce | None], ClusterController], point: str) -> None:
+    hook = CrashOnce(point)
+    ctl = make(hook)
+    crashed = 0
+
+    async def step(done: Callable[[], object]) -> None:
+        nonlocal ctl, crashed
+        while True:
+            try:
+                await drive(ctl, done)  # type: ignore[arg-type]
+                return
+            except SimulatedCrash:
+                crashed += 1
+                ctl = make(None)  # a new process: nothing survives but the store and the world
+
+    uid = await rig.request("pr-7", class_name="small")
+
+    async def ready() -> bool:
+        return await rig.phase("pr-7") == "Ready"
+
+    async def gone() -> bool:
+        return await rig.phase("pr-7") == "Deprovisioned"
+
+    await step(ready)
+    await rig.clusters.signal(uid, teardown=True)
+    await step(gone)
+    assert hook.fired and crashed == 1, f"crash point {point} never reached (saw {hook.seen})"
+    assert await rig.clusters.read_credentials(uid) is None
+    assert await Reaper(ctl).owned() == []
+
+
+@pytest.mark.parametrize("point", NOOP_POINTS)
+async def test_noop_provisioner_crash(sqlite_rig: Rig, point: str) -> None:
+    rig = sqlite_rig
+    await rig.noop_class()
+    await _lifecycle(rig, lambda hook: rig.controller(crash=hook), point)
+    assert list(rig.world.ensures.values()) == [1]  # created exactly once
+    assert rig.world.resources == {}
+
+
+@pytest.mark.parametrize("point", LOCAL_POINTS)
+async def test_local_provisioner_crash(sqlite_rig: Rig, point: str, tmp_path: Path) -> None:
+    rig = sqlite_rig
+    org = await rig.store.ensure_organization("default")
+    spawner = StoreAgentSpawner(rig.store, org.id)
+    root = tmp_path / "sandboxes"
+    await rig.clusters.apply_class(rig.env.id, "small", {"provisioner": "local", "installAgent": True})
+
+    def make(hook: CrashOnce | None) -> ClusterController:
+        crash = hook or (lambda _p: None)
+        rig.extra["local"] = LocalProvisioner(root, spawner, crash=crash)
+        return rig.controller(crash=crash)
+
+    await _lifecycle(rig, make, point)
+    assert spawner.running == {} and spawner.starts >= 1
+    assert [p.name for p in root.iterdir()] == []
+    with pytest.raises(NotFound):
+        await rig.store.get_agent(rig.env.id, "cluster-pr-7")
