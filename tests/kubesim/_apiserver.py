@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from . import _registry as reg
-from ._clock import new_uid, now, parse_rfc3339, random_suffix, rfc3339
+from ._clock import new_uid, now, random_suffix, rfc3339
 from ._errors import ApiError
 from ._patch import json_patch, merge_patch, strategic_merge_patch
 from ._registry import ResourceType
@@ -770,7 +770,3 @@ def qos_class(spec: dict[str, Any]) -> str:
     if not any_set:
         return "BestEffort"
     return "Guaranteed" if guaranteed else "Burstable"
-
-
-def timestamp_passed(text: str | None) -> bool:
-    return bool(text) and parse_rfc3339(str(text)) <= now()

@@ -74,19 +74,12 @@ class ApiError(Exception):
             causes=[{"reason": r, "message": m, "field": f} for r, f, m in causes]))
 
     @classmethod
-    def bad_request(cls, message: str, **_: Any) -> ApiError:
+    def bad_request(cls, message: str) -> ApiError:
         return cls(400, "BadRequest", message)
 
     @classmethod
     def forbidden(cls, rt: ResourceType, name: str, why: str) -> ApiError:
         return cls(403, "Forbidden", f'{rt.group_resource} "{name}" is forbidden: {why}', cls._details(rt, name))
-
-    @classmethod
-    def forbidden_user(cls, user: str, verb: str, rt_desc: str, group: str, scope: str) -> ApiError:
-        where = f'in the namespace "{scope}"' if scope else "at the cluster scope"
-        msg = (f'{rt_desc} is forbidden: User "{user}" cannot {verb} resource "{rt_desc.split(" ")[0]}" '
-               f'in API group "{group}" {where}')
-        return cls(403, "Forbidden", msg)
 
     @classmethod
     def gone(cls, message: str) -> ApiError:

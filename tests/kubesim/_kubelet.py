@@ -296,7 +296,7 @@ class PodWorker:
                     continue
                 code = await self._run_with_restarts(c)
                 if code != 0:
-                    self._finish_failed_init()
+                    self._finish_stopped()
                     await self._stop_all(sidecars)
                     return
             if self.stopping.is_set():
@@ -311,9 +311,6 @@ class PodWorker:
         finally:
             if timer is not None:
                 timer.cancel()
-
-    def _finish_failed_init(self) -> None:
-        self._finish_stopped()
 
     def _finish_stopped(self) -> None:
         """A pod that ends without all its containers finishing (stopped, deadline) is Failed."""

@@ -6,7 +6,7 @@ API server accepts for it. Anything not listed here is answered with 404, as a r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 COMMON_FIELDS = ("metadata.name", "metadata.namespace")
@@ -26,7 +26,6 @@ class ResourceType:
     field_selectors: tuple[str, ...] = COMMON_FIELDS
     # kinds whose spec changes bump metadata.generation
     tracks_generation: bool = False
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def api_version(self) -> str:

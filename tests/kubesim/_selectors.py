@@ -86,7 +86,7 @@ class LabelSelector:
 
 
 def _parse_error(selector: str, detail: str) -> ApiError:
-    return ApiError.bad_request(f"unable to parse requirement: {detail}", selector=selector)
+    return ApiError.bad_request(f"unable to parse requirement: {detail}")
 
 
 def _split_top_level(text: str) -> list[str]:
