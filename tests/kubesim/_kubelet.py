@@ -125,7 +125,9 @@ class Container:
         image = str(self.spec.get("image", ""))
         out: dict[str, Any] = {
             "name": self.name, "state": self.state, "lastState": self.last_state,
-            "ready": "running" in self.state and (not self.init or self.is_sidecar),
+            # a completed init container reports ready, as the kubelet does; a running one does not
+            "ready": ("running" in self.state and (not self.init or self.is_sidecar)) or (
+                self.init and not self.is_sidecar and (self.terminated or {}).get("exitCode") == 0),
             "restartCount": self.restart_count, "image": image,
             "imageID": f"docker.io/library/{image}@sha256:{'0' * 64}" if self.container_id else "",
             "started": "running" in self.state,

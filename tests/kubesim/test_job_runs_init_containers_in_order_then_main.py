@@ -57,6 +57,7 @@ async def test_init_containers_run_in_order_and_share_an_empty_dir(client: Async
     inits = pod.status.initContainerStatuses or []
     assert [(s.name, s.state.terminated.exitCode) for s in inits if s.state and s.state.terminated] == [
         ("first", 0), ("second", 0)]
+    assert all(s.ready and not s.started for s in inits)  # completed init containers: ready, not started
     first_end = inits[0].state.terminated.finishedAt  # type: ignore[union-attr]
     second_start = inits[1].state.terminated.startedAt  # type: ignore[union-attr]
     assert first_end <= second_start
