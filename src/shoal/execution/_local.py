@@ -759,7 +759,7 @@ class LocalRuntime:
         run = self._runs.get(handle.execution_id)
         ws = Workspace(Path(handle.where))
         if run is not None:
-            return self._observe_live(run, from_seq)
+            return self._observe_live(run, max(from_seq, run.job.resume_from))
 
         async def poll() -> None:
             await asyncio.sleep(0.05)
