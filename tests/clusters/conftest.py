@@ -94,7 +94,11 @@ class Rig:
         provisioners: dict[str, Provisioner] = {"noop": noop, **self.extra}
         opts = {"controller_id": "test-ctl", "server_url": "http://127.0.0.1:1", **settings}
         return ClusterController(
-            self.store, self.sealer, provisioners, ControllerSettings(**opts), crash=crash or (lambda _p: None)
+            self.store,
+            self.sealer,
+            provisioners,
+            ControllerSettings(**opts),
+            crash=crash or (lambda _p: None),
         )
 
     async def noop_class(self, name: str = "small", **spec: Any) -> None:

@@ -35,8 +35,17 @@ def test_local_cluster_lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
         kc = tmp_path / "kc"
         cluster = shoal_json(
-            url, token, "cluster", "provision", "--class", "local", "--label", "pr=123", "--wait",
-            "--kubeconfig-out", str(kc),
+            url,
+            token,
+            "cluster",
+            "provision",
+            "--class",
+            "local",
+            "--label",
+            "pr=123",
+            "--wait",
+            "--kubeconfig-out",
+            str(kc),
         )
         name = cluster["name"]
         assert cluster["phase"] == "Ready" and cluster["status"]["phase"] == "Ready"
@@ -52,7 +61,8 @@ def test_local_cluster_lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             ex = c.run("hello-cluster", match={"cluster": [name]})[0]
             done = wait_until(
                 lambda: (e := c.execution(ex["id"]))["result"]["status"] in ("passed", "failed") and e,
-                60, "the targeted run to finish",
+                60,
+                "the targeted run to finish",
             )
             assert done["result"]["status"] == "passed"
             assert "hello from the ephemeral cluster" in c.logs(ex["id"])

@@ -287,13 +287,13 @@ class ClusterStore:
                 .values(next_reconcile_at=at)
             )
 
-    async def touch_activity(self, cluster_id: str) -> ClusterRow:
+    async def touch_activity(self, cluster_id: str, at: datetime | None = None) -> ClusterRow:
         """Renew ``lastActivityAt`` (idle timeout, heartbeat owners): a compare-and-swap like any write."""
         for _ in range(20):
             row = await self.get_cluster_by_id(cluster_id)
             if row is None:
                 raise NotFound(f"cluster {cluster_id} not found")
-            status = {**(row.status or {}), "lastActivityAt": now().isoformat()}
+            status = {**(row.status or {}), "lastActivityAt": (at or now()).isoformat()}
             try:
                 return await self.update_cluster(row.id, row.resource_version, status=status)
             except Conflict:
