@@ -892,9 +892,10 @@ class LocalRuntime:
         try:
             sandbox = self.sandbox
             extra = self._prepare(run, sandbox)
-        except ExecutionError as exc:
+        except (ExecutionError, OSError) as exc:
+            details = str(exc) if isinstance(exc, ExecutionError) else f"preparing the workspace: {exc}"
             self._emit(
-                run, [self._event(run, "initialization", ref=INIT_REF, status="failed", details=str(exc))]
+                run, [self._event(run, "initialization", ref=INIT_REF, status="failed", details=details)]
             )
             return
         if run.stopping:
