@@ -1076,7 +1076,8 @@ class LocalRuntime:
             self._emit(run, [self._event(run, "status", status=str(final.value))])
             doc = execution_document(run.job, run.state, run.ws)
         except Exception as exc:  # a fault in deriving the result must never leave waiters hanging
-            doc = _unfinished_document(run.job, run.ws, f"shoal could not derive the result: {exc}")
+            reason = str(exc) if len(str(exc)) <= 400 else str(exc)[:400] + "…"
+            doc = _unfinished_document(run.job, run.ws, f"shoal could not derive the result: {reason}")
         run.log.close()
         run.ws.write_json(run.ws.execution_file, doc)
         for sub in run.subscribers:
