@@ -70,6 +70,7 @@ class Controllers:
         self.queued: set[tuple[str, str, str]] = set()
         self.tracks: dict[str, JobTrack] = {}
         self.task: asyncio.Task[None] | None = None
+        self.scheduling_ready: set[str] = set()  # pods whose schedule_delay has been served
         api.store.subscribe(self._on_change)
 
     # -- queue ----------------------------------------------------------------------------------------
@@ -206,6 +207,13 @@ class Controllers:
             # one event per failed attempt; the recorder folds repeats into a count
             self.api.emit_event(pod, "Warning", "FailedScheduling", msg, "default-scheduler")
             return
+        uid = pod["metadata"]["uid"]
+        if self.options.schedule_delay > 0 and uid not in self.scheduling_ready:
+            # the latency of a real scheduler: bind later (the pod may be gone or changed by then)
+            self.scheduling_ready.add(uid)
+            self.later(self.options.schedule_delay, "schedule", namespace, name)
+            return
+        self.scheduling_ready.discard(uid)
         self.bind(namespace, name, NODE_NAME)
 
     def bind(self, namespace: str, name: str, node: str) -> Obj:

@@ -734,6 +734,9 @@ class Kubelet:
                     w.event("Warning", "Failed", f"Error: {e}", c)
                 if not await self.wait_for_namespace_change(w.namespace, w.stopping):
                     return None
+        delay = self.options.container_start_delay  # the latency of a real runtime creating the container
+        if delay > 0 and await _first(w.stopping.wait(), asyncio.sleep(delay)) == 0:
+            return None
         if w.stopping.is_set():
             return None
         w.event("Normal", "Pulled", f'Container image "{image}" already present on machine', c)

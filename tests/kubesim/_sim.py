@@ -55,6 +55,8 @@ class SimOptions:
     restart_backoff: float = 10.0
     image_pull_backoff: float = 1.0
     bookmark_interval: float = 60.0
+    schedule_delay: float = 0.0
+    container_start_delay: float = 0.0
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -96,6 +98,8 @@ class KubeSim:
       restart_backoff: the kubelet's container restart back-off base in seconds (real: 10).
       image_pull_backoff: seconds between ErrImagePull and ImagePullBackOff.
       bookmark_interval: seconds between BOOKMARK events on watches that allow them (real: ~60).
+      schedule_delay / container_start_delay: seconds before a pod is bound / before each container
+        starts (default 0: instant); set them to let real-cluster latency expose races.
       sandbox_root: where pod sandboxes live (default: a temporary directory removed on stop).
     """
 
@@ -105,7 +109,7 @@ class KubeSim:
                  images: Mapping[str, Mapping[str, list[str]]] | None = None,
                  job_backoff_base: float = 10.0, restart_backoff: float = 10.0, image_pull_backoff: float = 1.0,
                  bookmark_interval: float = 60.0, sandbox_root: str | os.PathLike[str] | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None, schedule_delay: float = 0.0, container_start_delay: float = 0.0) -> None:
         self.host = host
         self._requested_port = port
         self.options = SimOptions(
@@ -113,7 +117,8 @@ class KubeSim:
             unpullable_images=tuple(unpullable_images), node_labels=dict(node_labels or {}),
             images={k: dict(v) for k, v in (images or {}).items()}, job_backoff_base=job_backoff_base,
             restart_backoff=restart_backoff, image_pull_backoff=image_pull_backoff,
-            bookmark_interval=bookmark_interval)
+            bookmark_interval=bookmark_interval, schedule_delay=schedule_delay,
+            container_start_delay=container_start_delay)
         self.token = token or secrets.token_urlsafe(24)
         self._own_root = sandbox_root is None
         self.root = Path(sandbox_root) if sandbox_root else Path(tempfile.mkdtemp(prefix="kubesim-"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -119,3 +120,24 @@ async def test_job_completion_is_visible_through_a_watch(client: AsyncClient) ->
     await client.create(job("quick", [container("main", "true")]), namespace="default")
     done = await client.wait(Job, "quick", namespace="default", for_conditions=["Complete"])
     assert done.status is not None and done.status.completionTime is not None
+
+
+async def test_configured_latency_slows_scheduling_and_starts(kubesim_factory: Callable[..., KubeSim],
+                                                              tmp_path: Path) -> None:
+    sim = kubesim_factory(schedule_delay=0.3, container_start_delay=0.3)
+    client = client_for(sim, tmp_path / "kc")
+    created = await client.create(job("slow-start", [container("main", "true")]), namespace="default")
+    seen: list[tuple[str, float]] = []
+    loop_time = asyncio.get_running_loop().time
+    start = loop_time()
+    async for _, p in client.watch(Pod, namespace="default", resource_version=created.metadata.resourceVersion):  # type: ignore[union-attr]
+        state = "scheduled" if p.spec and p.spec.nodeName else "pending"
+        if p.status and p.status.phase in ("Running", "Succeeded"):
+            state = p.status.phase
+        if not seen or seen[-1][0] != state:
+            seen.append((state, loop_time() - start))
+        if state == "Succeeded":
+            break
+    await client.close()
+    times = dict(seen)
+    assert times["scheduled"] >= 0.25 and times["Succeeded"] >= 0.55
