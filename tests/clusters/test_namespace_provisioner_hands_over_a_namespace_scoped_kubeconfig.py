@@ -45,7 +45,10 @@ async def _ready_namespace(rig: Rig, kubeconfig_path: Path, name: str) -> tuple[
         "ns",
         {
             "provisioner": "namespace",
-            "parameters": {"kubeconfig": str(kubeconfig_path), "quota": {"pods": "10", "limits.memory": "8Gi"}},
+            "parameters": {
+                "kubeconfig": str(kubeconfig_path),
+                "quota": {"pods": "10", "limits.memory": "8Gi"},
+            },
             "credentials": {"tokenTTL": "20m"},
         },
     )
@@ -57,12 +60,16 @@ async def _ready_namespace(rig: Rig, kubeconfig_path: Path, name: str) -> tuple[
     return uid, row.external_name
 
 
-async def test_namespace_lifecycle(sqlite_rig: Rig, kubesim: KubeSim, kubeconfig_path: Path, tmp_path: Path) -> None:
+async def test_namespace_lifecycle(
+    sqlite_rig: Rig, kubesim: KubeSim, kubeconfig_path: Path, tmp_path: Path
+) -> None:
     rig = sqlite_rig
     uid, ns = await _ready_namespace(rig, kubeconfig_path, "pr-42")
     admin = AsyncClient(config=KubeConfig.from_file(kubeconfig_path))
     namespace = await admin.get(Namespace, ns)
-    assert namespace.metadata is not None and (namespace.metadata.labels or {})["shoal.dev/cluster-uid"] == uid
+    assert (
+        namespace.metadata is not None and (namespace.metadata.labels or {})["shoal.dev/cluster-uid"] == uid
+    )
     assert (await admin.get(ResourceQuota, "shoal-quota", namespace=ns)).spec.hard["pods"] == "10"  # type: ignore[union-attr,index]
     await admin.get(LimitRange, "shoal-limits", namespace=ns)
     policy = await admin.get(NetworkPolicy, "shoal-default-deny", namespace=ns)
@@ -107,7 +114,9 @@ async def test_reaper_deletes_an_orphan_namespace_after_a_dry_run(
     rig = sqlite_rig
     uid, ns = await _ready_namespace(rig, kubeconfig_path, "orphan")
     row = await rig.clusters.get_cluster(rig.env.id, "orphan")
-    await rig.clusters.delete_cluster_row(uid, row.resource_version)  # the record is lost; the namespace is not
+    await rig.clusters.delete_cluster_row(
+        uid, row.resource_version
+    )  # the record is lost; the namespace is not
     ctl = rig.controller()
     dry = await Reaper(ctl).sweep(dry_run=True, grace_s=0)
     assert [(r.external_name, r.reason, r.deleted) for r in dry] == [(ns, "NoRecord", False)]
@@ -134,7 +143,10 @@ async def test_one_agent_runs_workflows_in_the_ephemeral_namespace(
         await runtime.close()
     assert outcome.status == "passed"
     assert any("running in the ephemeral namespace" in (e.line or "") for e in events if e.type == "log")
-    assert any(call.namespace == ns and call.verb == "create" and call.resource == "jobs" for call in kubesim.call_log)
+    assert any(
+        call.namespace == ns and call.verb == "create" and call.resource == "jobs"
+        for call in kubesim.call_log
+    )
 
 
 async def _phase(rig: Rig, name: str, phase: str) -> bool:
