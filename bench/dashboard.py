@@ -218,7 +218,11 @@ async def measure(
 
 async def main(executions: int, agents: int, runs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="shoal-bench-dashboard-") as tmp:
-        settings = ServerSettings(home=Path(tmp), print_admin_token=False)
+        # Background loops (agent sweeper, retention) would run on the same event loop: keep them out
+        # of the page timings.
+        settings = ServerSettings(
+            home=Path(tmp), print_admin_token=False, sweep_interval_s=3600, prune_interval_s=3600
+        )
         app = create_app(settings)
         state = await ServerState.start(settings)
         app.state.shoal = state
