@@ -24,6 +24,7 @@ spec:
 """
 
 
+@pytest.mark.slow
 def test_local_cluster_lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOAL_CLUSTERS_POLL_S", "0.05")
     with server_in_thread(tmp_path / "home") as srv:
