@@ -27,7 +27,7 @@ from typing import Any
 
 from shoal.execution._initgen import init_files
 from shoal.execution._logparse import MarkerParser
-from shoal.execution._runtime import ExecutionError, ExecutionHandle, ExecutionJob, ExecutionOutcome
+from shoal.execution._runtime import ExecutionError, ExecutionHandle, ExecutionJob, ExecutionOutcome, Runtime
 from shoal.execution._sandbox import (
     Isolation,
     Mount,
@@ -1388,3 +1388,8 @@ def record_failed_execution(
     doc = execution_document(job, state, ws)
     ws.write_json(ws.execution_file, doc)
     return doc
+
+
+def _is_a_runtime(runtime: LocalRuntime) -> Runtime:
+    """mypy checks here that LocalRuntime implements the Runtime protocol."""
+    return runtime
