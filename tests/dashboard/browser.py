@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +32,6 @@ async def browser_page(color_scheme: str = "light") -> AsyncIterator[object]:
     """A fresh page (1366x900, a laptop screen) that accepts confirmation dialogs and downloads."""
     from playwright.async_api import async_playwright
 
-    os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", "0")
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:

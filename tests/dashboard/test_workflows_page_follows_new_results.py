@@ -39,3 +39,12 @@ async def test_a_new_result_shows_at_once_and_label_filters_apply(app: App) -> N
     failing = (await web.get("/dashboard/envs/default/workflows?status=failing")).text
     assert 'data-workflow="smoke"' in failing
     await web.aclose()
+
+
+async def test_odd_group_keys_and_label_filters_are_ignored_not_errors(app: App) -> None:
+    await _finish(app, "passed", "pr-1")
+    web = await app.signed_in(await app.token("viewer"))
+    for query in ('by=a"b', "by=%24.x", 'label=a"b%3Dc', "label=noequals", "window=99y"):
+        r = await web.get(f"/dashboard/envs/default/workflows?{query}")
+        assert r.status_code == 200 and 'data-workflow="smoke"' in r.text, query
+    await web.aclose()

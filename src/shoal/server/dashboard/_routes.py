@@ -358,7 +358,7 @@ async def workflows_page(
 ) -> Response:
     env = await _env(request, viewer, env_name)
     state = _state(request)
-    by = by or await views.default_group_key(state, env)
+    by = by if by == "agent" or views.is_label_key(by) else await views.default_group_key(state, env)
     window = window if window in views.WINDOWS else "7d"
     view = await views.workflows(state, env, by=by, label=label, status=status, window=window)
     return await _page(request, viewer, "workflows.html", env, view=view, section="workflows")
@@ -376,7 +376,7 @@ async def workflow_page(
 ) -> Response:
     env = await _env(request, viewer, env_name)
     state = _state(request)
-    by = by or await views.default_group_key(state, env)
+    by = by if by == "agent" or views.is_label_key(by) else await views.default_group_key(state, env)
     window = window if window in views.WINDOWS else "7d"
     try:
         view = await views.workflow(state, env, name, by=by, window=window, page=max(0, page))

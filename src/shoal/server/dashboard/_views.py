@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -143,9 +144,18 @@ class WorkflowsView:
     total_runs: int
 
 
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,252})$")
+
+
+def is_label_key(text: str) -> bool:
+    """Label keys as Kubernetes spells them (they go into a JSON path, so nothing else is accepted)."""
+    return bool(_LABEL_KEY.match(text))
+
+
 def parse_label(text: str) -> tuple[str, str] | None:
     key, sep, value = text.partition("=")
-    return (key.strip(), value.strip()) if sep and key.strip() else None
+    key = key.strip()
+    return (key, value.strip()) if sep and is_label_key(key) else None
 
 
 def _label_ok(labels: Mapping[str, Any], agent: str | None, wanted: tuple[str, str] | None) -> bool:
