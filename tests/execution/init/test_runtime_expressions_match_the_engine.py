@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 from pathlib import Path
 
@@ -178,3 +179,58 @@ def test_every_function_the_compiler_leaves_for_run_time_is_translated() -> None
     assert LEFT_BY_COMPILER <= TRANSLATED
     lib = LIB_PATH.read_text()
     assert all(f"_sh_fn_{name}() {{" in lib for name in TRANSLATED)
+
+
+_LEAVES = [
+    "0", "1", "2", "3", "7", "12", "-3", "0.5", "2.5", "-1.5", '""', '"a"', '"0"', '"off"', '"false"',
+    '"abc"', '"5"', '" x "', "true", "false", "null", "env.A", "env.B", "env.EMPTY", "env.NUM", "env.ZERO",
+    "env.NEG", "[]", '["a", "1"]',
+]  # fmt: skip
+_OPERATORS = ["==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "&&", "||"]
+
+
+def _random_expression(rng: random.Random, depth: int) -> str:
+    if depth == 0 or rng.random() < 0.3:
+        return rng.choice(_LEAVES)
+
+    def sub() -> str:
+        return _random_expression(rng, depth - 1)
+
+    kind = rng.random()
+    if kind < 0.5:
+        return f"({sub()} {rng.choice(_OPERATORS)} {sub()})"
+    if kind < 0.6:
+        return f"!{sub()}"
+    if kind < 0.65:
+        return f"-({sub()})"
+    if kind < 0.75:
+        return f"({sub()} ? {sub()} : {sub()})"
+    name = rng.choice(["string", "len", "trim", "int", "bool", "shellquote", "join", "at"])
+    if name == "at":
+        index = rng.choice(["0", "1", "-1", '"1"'])
+        return f"at({sub()}, {index})"
+    if name == "join":
+        separator = rng.choice(['"-"', '","'])
+        return f"join({sub()}, {separator})"
+    if name in ("string", "shellquote"):
+        return f"{name}({sub()}, {sub()})"
+    return f"{name}({sub()})"
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_random_expressions_evaluate_like_the_engine(shell: str, tmp_path: Path) -> None:
+    """Random trees, evaluated lazily by both (the compiler folds constants before the init sees them)."""
+    rng = random.Random(20261124)
+    sources = [_random_expression(rng, 3) for _ in range(300)]
+    got = run_sh(shell, sources, tmp_path, ENV)
+    environment = {**ENV, "UNSET": ""}
+    machine = Machine(variables={"env": environment} | {f"env.{k}": v for k, v in environment.items()})
+    mismatches = []
+    for source, value in zip(sources, got, strict=True):
+        try:
+            expected = encode_value(parse(source).resolve(machine, final=True).value())
+        except (ExpressionError, RuntimeExpressionError):
+            expected = "E"
+        if ("E" if value.startswith("E") else value) != expected:
+            mismatches.append(f"{source}: sh {value!r} engine {expected!r}")
+    assert not mismatches, "\n".join(mismatches)
