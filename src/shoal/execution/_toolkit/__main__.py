@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -82,6 +81,8 @@ def main(
     except KeyboardInterrupt:
         return 137
     except Exception as exc:  # the stage fails with the reason instead of a bare traceback
+        import traceback  # only on this path: every toolkit start would pay for it
+
         stream.write(f"error: {kind} failed unexpectedly: {exc.__class__.__name__}: {exc}\n")
         traceback.print_exc(file=sys.stderr)
         stream.flush()
