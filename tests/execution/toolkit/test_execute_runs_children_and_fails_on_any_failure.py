@@ -23,7 +23,8 @@ class FakeChildren:
         self.running = 0
         self.max_running = 0
 
-    def workflows(self, selector: Mapping[str, str]) -> list[str]:
+    def workflows(self, selector: Mapping[str, str], environment: str = "") -> list[str]:
+        assert environment == ""
         return sorted(
             n for n, labels in self.labels.items() if all(labels.get(k) == v for k, v in selector.items())
         )
