@@ -43,6 +43,8 @@
     var query = "";
     var lastRef = null;
     var total = 0;
+    var dropped = 0;
+    var MAX_LINES = 50000;
     var baseDownload = download.getAttribute("href").split("?")[0];
 
     function visible(el) {
@@ -79,7 +81,7 @@
     }
 
     function counts() {
-      if (!query && !only) { count.textContent = total + " lines"; return; }
+      if (!query && !only) { count.textContent = total + " lines" + (dropped ? " (" + dropped + " not shown)" : ""); return; }
       var shown = log.querySelectorAll(".line:not([hidden])").length;
       count.textContent = shown + " of " + total + (query ? " lines match" : " lines");
     }
@@ -121,6 +123,14 @@
         total++;
       }
       log.appendChild(frag);
+      if (total - dropped > MAX_LINES) {
+        // Keep the page responsive on huge logs: the oldest lines leave the view, Download has them all.
+        while (total - dropped > MAX_LINES && log.firstChild) {
+          if (log.firstChild.classList.contains("line")) { dropped++; }
+          log.removeChild(log.firstChild);
+        }
+        status.textContent = "Showing the last " + MAX_LINES + " lines; Download has the whole log.";
+      }
       counts();
       if (follow.checked && (atBottom || log.getAttribute("data-state") === "live")) {
         log.scrollTop = log.scrollHeight;
