@@ -1231,10 +1231,16 @@ class KubernetesRuntime:
             if reason == "DeadlineExceeded":
                 self._emit(run, [run.parser.make_event(
                     "status", status="aborted", details="pod.activeDeadlineSeconds passed")])
-        final = state.status.value if state.is_finished else state.final_status().value
-        self._emit(run, [run.parser.make_event("status", status=str(final))])
+        try:
+            final = state.status.value if state.is_finished else state.final_status().value
+            self._emit(run, [run.parser.make_event("status", status=str(final))])
+        except Exception as exc:  # the status rules failed: the execution still ends, and says why
+            self._emit(run, [run.parser.make_event("status", status="aborted", details=f"status rules: {exc}")])
         await self._cleanup(run)
-        doc = execution_document(run.job, run.state, run.ws)
+        try:
+            doc = execution_document(run.job, run.state, run.ws)
+        except Exception as exc:
+            doc = _fallback_document(run.job, f"the execution result cannot be built: {exc}")
         doc["namespace"] = run.namespace
         doc["runnerId"] = self.options.agent or "kubernetes"
         doc["runtime"] = {"kind": "kubernetes", "namespace": run.namespace, "job": run.job_name}
@@ -1242,6 +1248,19 @@ class KubernetesRuntime:
         run.ws.write_json(run.ws.execution_file, doc)
         run.outcome = ExecutionOutcome(doc["result"]["status"], doc)
         run.done.set()
+
+
+def _fallback_document(job: ExecutionJob, message: str) -> dict[str, Any]:
+    """A minimal execution document when the status rules cannot produce one."""
+    return {
+        "id": job.execution_id,
+        "name": job.name or f"{job.plan.workflow}-{job.number}",
+        "workflow": {"name": job.plan.workflow},
+        "signature": [node.to_dict() for node in job.plan.signature],
+        "result": {"status": "aborted", "predictedStatus": "aborted",
+                   "initialization": {"status": "aborted", "errorMessage": message}, "steps": {}},
+        "output": [], "reports": [], "artifacts": [],
+    }
 
 
 def _own_namespace() -> str:
