@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import copy
+import dataclasses
 import gzip
 import io
 import json
@@ -149,7 +150,8 @@ def prepare_plan(
 ) -> Plan:
     """The Plan the pod runs: entrypoints filled in from image metadata, and toolkit operations that
     landed in a user image moved into containers of the shoal image (the toolkit is Python)."""
-    out = Plan.from_dict(copy.deepcopy(plan.to_dict()))
+    # The caller's Plan is left as it is: only the stages and containers that change are copies.
+    out = dataclasses.replace(plan, stages=dict(plan.stages), containers=list(plan.containers))
     images = images or {}
     for image, stages in images_needing_metadata(out).items():
         config = images.get(image)
@@ -167,12 +169,13 @@ def prepare_plan(
                 raise PreparationError(
                     f"image {image} has no ENTRYPOINT/CMD: set `command` on the `run` of step {stage.name or stage.ref!r}"
                 )
-            stage.command, stage.args = command, args
+            out.stages[stage.ref] = dataclasses.replace(stage, command=command, args=args)
     out.containers = _split_toolkit(out, options)
     for container in out.containers:
         for action in container.actions:
-            if action.op == "exec":
-                out.stages[action.ref].container = container.index
+            stage = out.stages[action.ref]
+            if action.op == "exec" and stage.container != container.index:
+                out.stages[action.ref] = dataclasses.replace(stage, container=container.index)
     return out
 
 
@@ -185,7 +188,7 @@ def _split_toolkit(plan: Plan, options: KubernetesOptions) -> list[Container]:
     result: list[Container] = []
     for container in plan.containers:
         if _is_toolkit_image(container.image, options):
-            result.append(container)
+            result.append(dataclasses.replace(container))  # a copy: index and name change below
             continue
         segments: list[tuple[bool, list[Action]]] = []
         for action in container.actions:

@@ -148,3 +148,15 @@ def test_the_agent_charts_environment_configures_the_runtime(tmp_path: Path) -> 
         assert mount["subPath"] == rendered.resource_id  # each execution its own directory of the claim
     assert pod["initContainers"][0]["imagePullPolicy"] == "Always"
     validate_strictly(rendered.objects)
+
+
+def test_rendering_leaves_the_callers_plan_alone(tmp_path: Path) -> None:
+    job = job_from_text(
+        "kind: TestWorkflow\napiVersion: testworkflows.testkube.io/v1\nmetadata: {name: same}\nspec:\n"
+        "  container: {image: 'alpine:3.19'}\n  steps:\n  - shell: echo a\n    artifacts: {paths: ['/data/*']}\n",
+        tmp_path,
+    )
+    before = job.plan.to_dict()
+    rendered = render_execution(job, KubernetesOptions())
+    assert job.plan.to_dict() == before
+    assert len(rendered.plan.containers) > len(job.plan.containers)
