@@ -32,7 +32,7 @@ import httpx  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
 from shoal.server import ServerSettings, ServerState, create_app  # noqa: E402
-from shoal.server.dashboard._views import rollup_cache  # noqa: E402
+from shoal.server.dashboard._routes import rollups_of  # noqa: E402
 from shoal.store import new_execution_id, new_id  # noqa: E402
 from shoal.store._models import Agent, Execution, ExecutionFact, Resource, StepFact  # noqa: E402
 
@@ -250,7 +250,7 @@ async def main(executions: int, agents: int, runs: int) -> None:
                     emit(f"page_{name}_ms", wall, runs)
                     emit(f"page_{name}_cpu_ms", cpu, runs)
                 # The workflows page reuses its aggregation while no run finished: also time it cold.
-                cache = rollup_cache(state)
+                cache = rollups_of(app.state)
                 for name in ("workflows", "workflows_30d_by_agent"):
                     wall, cpu = await measure(client, pages[name], runs, cache.clear)
                     emit(f"page_{name}_cold_ms", wall, runs)

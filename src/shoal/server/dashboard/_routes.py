@@ -83,12 +83,22 @@ class DashboardError(Exception):
         self.next_url = next_url
 
 
-def signer_of(state: ServerState) -> Signer:
-    signer: Signer | None = getattr(state, "_dashboard_signer", None)
+def signer_of(request: Request) -> Signer:
+    """The app's signer, made on first use from the server key under the state's home."""
+    signer: Signer | None = getattr(request.app.state, "dashboard_signer", None)
     if signer is None:
-        signer = Signer(server_key(state.settings.home))
-        state._dashboard_signer = signer  # type: ignore[attr-defined]
+        signer = Signer(server_key(_state(request).settings.home))
+        request.app.state.dashboard_signer = signer
     return signer
+
+
+def rollups_of(app_state: Any) -> views.RollupCache:
+    """The app's cache of workflow rollups (``app.state.dashboard_rollups``)."""
+    cache: views.RollupCache | None = getattr(app_state, "dashboard_rollups", None)
+    if cache is None:
+        cache = views.RollupCache()
+        app_state.dashboard_rollups = cache
+    return cache
 
 
 def _state(request: Request) -> ServerState:
@@ -122,7 +132,7 @@ class Viewer:
 
 async def get_viewer(request: Request) -> Viewer:
     state = _state(request)
-    signer = signer_of(state)
+    signer = signer_of(request)
     session = signer.read_session(request.cookies.get(SESSION_COOKIE))
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if session is None:
@@ -151,7 +161,7 @@ async def _form(request: Request) -> dict[str, str]:
 async def _checked_form(request: Request, viewer: Viewer) -> dict[str, str]:
     form = await _form(request)
     given = form.get("csrf") or request.headers.get("x-csrf-token")
-    if not signer_of(_state(request)).check_csrf(viewer.session.nonce, given):
+    if not signer_of(request).check_csrf(viewer.session.nonce, given):
         raise DashboardError(403, "the form expired or did not come from this dashboard; reload the page")
     return form
 
@@ -215,7 +225,7 @@ async def home(request: Request, viewer: ViewerDep) -> Response:
 
 @router.get(PREFIX + "/login")
 async def login_form(request: Request, next: str = "", error: str = "") -> Response:
-    signer = signer_of(_state(request))
+    signer = signer_of(request)
     nonce, cookie = signer.new_login_nonce()
     response = render(
         "login.html",
@@ -243,7 +253,7 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 
 
 async def _start_session(request: Request, token_id: str, next_url: str) -> Response:
-    _session, cookie = signer_of(_state(request)).new_session(token_id)
+    _session, cookie = signer_of(request).new_session(token_id)
     response = RedirectResponse(_safe_next(next_url), status_code=303, headers=SECURITY_HEADERS)
     _set_cookie(request, response, SESSION_COOKIE, cookie, SESSION_TTL_S)
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
@@ -253,7 +263,7 @@ async def _start_session(request: Request, token_id: str, next_url: str) -> Resp
 @router.post(PREFIX + "/login")
 async def login(request: Request) -> Response:
     state = _state(request)
-    signer = signer_of(state)
+    signer = signer_of(request)
     form = await _form(request)
     next_url = _safe_next(form.get("next"))
     nonce = signer.read_login_nonce(request.cookies.get(LOGIN_COOKIE))
@@ -279,7 +289,7 @@ async def logout(request: Request, viewer: ViewerDep) -> Response:
 async def follow_link(request: Request, secret: str, next: str = "") -> Response:
     """A one-time sign-in link (from `shoal dashboard link`): sign the browser in, open the page."""
     state = _state(request)
-    token = await redeem_link(state.store, signer_of(state).link_digest(secret))
+    token = await redeem_link(state.store, signer_of(request).link_digest(secret))
     if token is None:
         raise DashboardError(
             403, "this sign-in link is not valid: it was used already, expired, or its token was revoked"
@@ -315,7 +325,7 @@ async def create_dashboard_link(
         target = f"{PREFIX}/envs/{env.name}/executions/{body.executionId}"
     else:
         target = f"{PREFIX}/envs/{env.name}"
-    secret, digest = signer_of(state).new_link_secret()
+    secret, digest = signer_of(request).new_link_secret()
     expires = await create_link(state.store, principal.token, digest, timedelta(seconds=LINK_TTL_S))
     base = (state.settings.public_url or str(request.base_url)).rstrip("/")
     url = f"{base}{PREFIX}/link/{secret}?" + urlencode({"next": target})
@@ -360,7 +370,9 @@ async def workflows_page(
     state = _state(request)
     by = by if by == "agent" or views.is_label_key(by) else await views.default_group_key(state, env)
     window = window if window in views.WINDOWS else "7d"
-    view = await views.workflows(state, env, by=by, label=label, status=status, window=window)
+    view = await views.workflows(
+        state, env, rollups_of(request.app.state), by=by, label=label, status=status, window=window
+    )
     return await _page(request, viewer, "workflows.html", env, view=view, section="workflows")
 
 

@@ -207,21 +207,17 @@ class RollupCache:
         self._items.clear()
 
 
-def rollup_cache(state: ServerState) -> RollupCache:
-    cache: RollupCache | None = getattr(state, "_dashboard_rollups", None)
-    if cache is None:
-        cache = RollupCache()
-        state._dashboard_rollups = cache  # type: ignore[attr-defined]
-    return cache
-
-
 async def _rollup(
-    state: ServerState, env: Environment, window: str, by: str, wanted: tuple[str, str] | None
+    state: ServerState,
+    env: Environment,
+    cache: RollupCache,
+    window: str,
+    by: str,
+    wanted: tuple[str, str] | None,
 ) -> WorkflowRollup:
     since = (now() - WINDOWS.get(window, WINDOWS["7d"])).replace(second=0, microsecond=0)
     count = await facts_count(state.store, env.id, since)
     key = (env.id, by, wanted, since, count)
-    cache = rollup_cache(state)
     cached = cache.get(key)
     if cached is None:
         cached = await workflow_rollup(state.store, env.id, since, by, wanted, recent=TREND_POINTS)
@@ -230,12 +226,19 @@ async def _rollup(
 
 
 async def workflows(
-    state: ServerState, env: Environment, *, by: str, label: str, status: str, window: str
+    state: ServerState,
+    env: Environment,
+    cache: RollupCache,
+    *,
+    by: str,
+    label: str,
+    status: str,
+    window: str,
 ) -> WorkflowsView:
     store = state.store
     since = now() - WINDOWS.get(window, WINDOWS["7d"])
     wanted = parse_label(label)
-    rollup = await _rollup(state, env, window, by, wanted)
+    rollup = await _rollup(state, env, cache, window, by, wanted)
     names = set(await workflow_names(store, env.id))
     rows: dict[str, WorkflowRow] = {n: WorkflowRow(n) for n in names | set(rollup.counts)}
     for name, (runs, passed) in rollup.counts.items():
