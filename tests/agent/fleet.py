@@ -18,7 +18,7 @@ async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+async def eventually(check: Callable[[], Any], timeout: float = 90.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
