@@ -1,22 +1,23 @@
 """Every workflow of the Testkube corpus marked `local: true` runs with `shoal run` and ends with the
 status Testkube gives it, with the per-step statuses its steps imply.
 
-The workflows run concurrently (one `shoal run` process each) in a module fixture, so the whole
-module takes about as long as the slowest workflow (a 30 s sleep).
+The workflows run concurrently in a module fixture, each through the `shoal` CLI entry point
+(`shoal run FILE --name NAME -o json`) in a child forked from this interpreter, so the whole module
+takes about as long as the slowest workflow (a 30 s sleep).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from shoal.cli import main
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "testkube"
 EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text()) if CORPUS.exists() else {"workflows": []}
@@ -47,25 +48,47 @@ INIT_FAILURES = {
 }
 
 
-def _shoal(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SHOAL_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "shoal", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+def _fork_shoal_run(args: list[str], home: Path, tag: str) -> tuple[int, Path, Path]:
+    """Start `shoal ARGS` in a child forked from this interpreter (which has shoal imported): the
+    same CLI entry point as the `shoal` command, without Python's start-up for each workflow.
+    Returns the child's pid and the files its stdout and stderr go to."""
+    out, err = home / f"{tag}.out", home / f"{tag}.err"
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        code = 70
+        try:
+            os.environ["SHOAL_HOME"] = str(home)
+            with out.open("wb") as fo, err.open("wb") as fe:
+                os.dup2(fo.fileno(), 1)
+                os.dup2(fe.fileno(), 2)
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the child exits right after
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            sys.argv = ["shoal", *args]
+            try:
+                main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    return pid, out, err
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dict[str, Any], str]]:
     home = tmp_path_factory.mktemp("shoal-home")
-
-    def run(entry: dict[str, Any]) -> tuple[str, tuple[int, dict[str, Any], str]]:
-        proc = _shoal(
-            [
+    # The long sleepers first, then the rest, a few at a time (they only fight for the CPUs
+    # otherwise). Children are forked from this one thread: forking a multi-threaded process is unsafe.
+    pending = sorted(LOCAL, key=lambda w: w["name"] not in SLOW)
+    running: dict[int, tuple[str, Path, Path]] = {}
+    done: dict[str, tuple[int, dict[str, Any], str]] = {}
+    limit = max(4, len(SLOW) + 2)
+    while pending or running:
+        while pending and len(running) < limit:
+            entry = pending.pop(0)
+            args = [
                 "run",
                 str(CORPUS / entry["file"]),
                 "--name",
@@ -76,20 +99,19 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, di
                 str(CORPUS / "workflows" / "special-cases.yaml"),
                 "-o",
                 "json",
-            ],
-            home,
-        )
+            ]
+            pid, out, err = _fork_shoal_run(args, home, entry["name"])
+            running[pid] = (entry["name"], out, err)
+        pid, status = os.waitpid(-1, 0)
+        if pid not in running:
+            continue
+        name, out, err = running.pop(pid)
         try:
-            doc = json.loads(proc.stdout)
+            doc = json.loads(out.read_text())
         except ValueError:
             doc = {}
-        return entry["name"], (proc.returncode, doc, proc.stderr)
-
-    # The long sleepers first, then the rest through a few workers: each run is a Python process, and
-    # starting all of them at once only makes them fight for the CPUs.
-    ordered = sorted(LOCAL, key=lambda w: w["name"] not in SLOW)
-    with ThreadPoolExecutor(max_workers=max(4, len(SLOW) + 2)) as pool:
-        return dict(pool.map(run, ordered))
+        done[name] = (os.waitstatus_to_exitcode(status), doc, err.read_text(errors="replace"))
+    return done
 
 
 def _top_level(doc: dict[str, Any]) -> list[str]:
