@@ -228,6 +228,14 @@ def _alive(pid: Any, start: Any) -> bool:
     """Whether ``pid`` still runs and is the same process (same start time) as recorded."""
     if not isinstance(pid, int) or pid <= 0:
         return False
+    if not os.path.isdir("/proc"):  # no start times to compare: existence is all we can know
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
     current = process_start_time(pid)
     return current is not None and (start is None or current == start)
 
