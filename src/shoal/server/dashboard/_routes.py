@@ -28,7 +28,7 @@ from shoal.server._state import ServerState
 from shoal.server.api._executions import download_archive, download_artifact
 from shoal.server.dashboard import _views as views
 from shoal.server.dashboard._charts import timeline_bar, trend_chart
-from shoal.server.dashboard._clusters import cluster_source
+from shoal.server.dashboard._clusters import cluster_source, controller_runs_here
 from shoal.server.dashboard._format import filters
 from shoal.server.dashboard._session import (
     LINK_TTL_S,
@@ -583,14 +583,15 @@ async def rerun_execution(request: Request, env_name: str, execution_id: str, vi
 async def clusters_page(request: Request, env_name: str, viewer: ViewerDep) -> Response:
     env = await _env(request, viewer, env_name)
     source = cluster_source(request.app.state)
-    clusters = await source.clusters(env.name) if source else []
-    pools = await source.pools(env.name) if source else []
+    clusters = await source.clusters(env)
+    pools = await source.pools(env)
     return await _page(
         request,
         viewer,
         "clusters.html",
         env,
-        available=source is not None,
+        available=bool(clusters or pools),
+        controller_here=controller_runs_here(request.app.state),
         clusters=clusters,
         pools=pools,
         section="clusters",
@@ -602,12 +603,10 @@ async def teardown_cluster(request: Request, env_name: str, name: str, viewer: V
     await _checked_form(request, viewer)
     _require(viewer, RUN)
     env = await _env(request, viewer, env_name)
-    source = cluster_source(request.app.state)
-    if source is None:
-        raise DashboardError(409, "no cluster controller runs in this server")
-    await source.request_teardown(
-        env.name, name, requested_by=f"dashboard ({viewer.principal.token.prefix}…)"
-    )
+    try:
+        await cluster_source(request.app.state).request_teardown(env, name, principal=viewer.principal)
+    except HTTPException as exc:
+        raise DashboardError(exc.status_code, str(exc.detail)) from None
     return RedirectResponse(f"{PREFIX}/envs/{env.name}/clusters", status_code=303)
 
 
