@@ -279,7 +279,7 @@ async def _execute(runtime: LocalRuntime, job: ExecutionJob, output: Output, con
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
     printer = _Printer(job.plan.signature, output, console)
-    printer.begin(job.name or job.execution_id, job.execution_id)
+    printer.begin(job.name or job.execution_id, job.execution_id, [c.image for c in job.plan.containers])
     async for batch in runtime.observe_batches(handle):
         printer.batch(batch)
     outcome = await runtime.wait(handle)
@@ -336,9 +336,12 @@ class _Printer:
 
         walk(signature, 0)
 
-    def begin(self, name: str, execution_id: str) -> None:
+    def begin(self, name: str, execution_id: str, images: Sequence[str] = ()) -> None:
         if self.output is Output.pretty:
             self.console.print(f"[bold]Execution[/] {name} [dim]({execution_id})[/]")
+            if images:
+                listed = ", ".join(dict.fromkeys(images))
+                self.console.print(f"[dim]images (recorded, not pulled: steps run host tools): {listed}[/]")
 
     def batch(self, events: Sequence[ExecutionEvent]) -> None:
         lines: list[str] = []
