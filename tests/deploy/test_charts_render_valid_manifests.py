@@ -105,7 +105,14 @@ def test_agent_chart_validates_and_wires_the_kubernetes_runtime(helm: Path) -> N
         ("", "persistentvolumeclaims"): {"create", "get", "delete"},
     }
     for binding in by_kind(docs, "RoleBinding"):
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-shoal-agent", "namespace": "shoal"}]
+        ns = binding["metadata"]["namespace"]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "rel-shoal-agent", "namespace": "shoal"},
+            {"kind": "ServiceAccount", "name": "rel-shoal-agent-executions", "namespace": ns},
+        ]
+    executions = [sa for sa in by_kind(docs, "ServiceAccount") if sa["metadata"]["name"].endswith("-executions")]
+    assert sorted(sa["metadata"]["namespace"] for sa in executions) == ["tests-a", "tests-b"]
+    assert env["SHOAL_KUBE_SERVICE_ACCOUNT"] == "rel-shoal-agent-executions"
 
 
 def test_agent_chart_defaults_to_its_namespace_and_an_existing_secret(helm: Path) -> None:

@@ -21,11 +21,12 @@ import os
 import posixpath
 import shlex
 import tarfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoal.execution._initgen import init_files
 from shoal.execution._local import (
@@ -75,6 +76,9 @@ from shoal.workflow._compiler import TOOLKIT_IMAGE
 from shoal.workflow._plan import TOOLKIT_KINDS, Action, Container, Plan, Stage
 from shoal.workflow._status import INIT_REF, ExecutionEvent, ExecutionState, StepStatus
 
+if TYPE_CHECKING:  # the toolkit imports this module lazily; its types only matter to the checker
+    from shoal.execution._toolkit._subplans import LineSink, Mounts, RecordSink, SubJob
+
 DEFAULT_IMAGE = "ghcr.io/shoal-dev/shoal:latest"
 SHOAL_DIR = "/.shoal"
 CONFIG_DIR = "/.shoal-config"
@@ -123,7 +127,24 @@ class KubernetesOptions:
     # Where this process sees the root of ``artifacts_volume`` (the agent mounts the same claim).
     artifacts_local_root: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # every container (e.g. PYTHONPATH)
+    # The service account of execution pods when the workflow sets none (the toolkit inside them
+    # creates the Jobs of parallel workers and services).
+    service_account: str | None = None
     labels: dict[str, str] = field(default_factory=dict)  # added to every object
+
+
+def options_to_json(options: KubernetesOptions, namespace: str) -> str:
+    """``SHOAL_KUBE_OPTIONS``: what a sub-plan started from inside a pod needs to render like its parent."""
+    data = dataclasses.asdict(options)
+    data["namespace"] = namespace
+    data.pop("labels", None)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def options_from_json(text: str) -> KubernetesOptions:
+    data = json.loads(text)
+    known = {f.name for f in dataclasses.fields(KubernetesOptions)}
+    return KubernetesOptions(**{k: v for k, v in data.items() if k in known})
 
 
 # ------------------------------------------------------------------------------------------ plan
@@ -482,6 +503,9 @@ class _Renderer:
             "SHOAL_WORKSPACE": f"{RUN_DIR}/workspace",
             "SHOAL_ARTIFACTS": f"{RUN_DIR}/artifacts",
             "SHOAL_MOUNTS": json.dumps(mounts, sort_keys=True),
+            # The toolkit runs parallel workers and services as Jobs like this one (KubernetesSubPlans).
+            "SHOAL_RUNTIME": "kubernetes",
+            "SHOAL_KUBE_OPTIONS": options_to_json(options, self.namespace),
             **options.extra_env,
         }
         env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in base.items()]
@@ -559,6 +583,7 @@ class _Renderer:
         security.update(copy.deepcopy(plan.pod.get("securityContext") or {}))
         volumes = merge_named(self.volumes, declared.values())
         pod_spec: dict[str, Any] = {
+            "serviceAccountName": options.service_account,
             "restartPolicy": "Never",
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": options.kill_grace + 5,
@@ -779,7 +804,13 @@ class KubernetesRuntime:
         e = os.environ if env is None else env
         namespace = e.get("SHOAL_KUBE_NAMESPACE") or _own_namespace() or "default"
         extra = [n.strip() for n in e.get("SHOAL_KUBE_NAMESPACES", "").split(",") if n.strip()]
-        options = KubernetesOptions(namespace=namespace, agent=agent_name)
+        if e.get("SHOAL_KUBE_OPTIONS"):  # inside an execution pod: render like the parent did
+            options = options_from_json(e["SHOAL_KUBE_OPTIONS"])
+            namespace = options.namespace
+        else:
+            options = KubernetesOptions(namespace=namespace, agent=agent_name)
+        if e.get("SHOAL_KUBE_SERVICE_ACCOUNT"):
+            options.service_account = e["SHOAL_KUBE_SERVICE_ACCOUNT"]
         if e.get("SHOAL_KUBE_IMAGE"):
             options.image = e["SHOAL_KUBE_IMAGE"]
         if e.get("SHOAL_KUBE_IMAGE_PULL_POLICY"):
@@ -1294,3 +1325,104 @@ def render_objects(
 
 def iter_names(objects: Iterable[Mapping[str, Any]]) -> list[str]:
     return [f"{o['kind']}/{o['metadata']['name']}" for o in objects]
+
+
+# ------------------------------------------------------------------------------------------ sub-plans
+
+
+class KubernetesSubPlans:
+    """The toolkit's ``SubPlanRunner`` inside an execution pod: every parallel worker and service
+    instance runs as its own Job (resource id ``<parent>-<ref>-<n>``, labels of the root execution),
+    rendered with the parent's options (``SHOAL_KUBE_OPTIONS``) through the pod's service account.
+
+    ``transfer`` files are staged in the parent and travel as content files of the instance (text
+    files, within the ConfigMap limit); pausing instances is not supported.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+
+    def _staging(self, workspace: Path) -> dict[str, Path]:
+        root = workspace / "transfer"
+        return {"/data": root / "data", "/tmp": root / "tmp", "/testkube": root / "testkube"}
+
+    def prepare(self, job: SubJob) -> Mounts:
+        from shoal.execution._toolkit._subplans import Mounts
+
+        dirs = self._staging(Path(job.workspace))
+        for path in dirs.values():
+            path.mkdir(parents=True, exist_ok=True)
+        return Mounts(dirs)
+
+    def _with_transfers(self, job: SubJob) -> Plan:
+        from shoal.execution._toolkit._context import ToolkitError
+
+        files: list[dict[str, Any]] = []
+        for mount, root in self._staging(Path(job.workspace)).items():
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                try:
+                    content = path.read_text()
+                except UnicodeDecodeError as exc:
+                    raise ToolkitError(
+                        f"transfer of {path.name}: only text files reach a worker on Kubernetes"
+                    ) from exc
+                files.append({"ref": job.plan.root, "path": f"{mount}/{path.relative_to(root)}",
+                              "content": content, "mode": path.stat().st_mode & 0o777})
+        if not files:
+            return job.plan
+        return dataclasses.replace(job.plan, files=[*job.plan.files, *files])
+
+    def run(
+        self, job: SubJob, on_line: LineSink, cancel: threading.Event, on_record: RecordSink | None = None
+    ) -> str:
+        plan = self._with_transfers(job)
+        operations = {ref for ref, stage in plan.stages.items() if stage.kind != "group"}
+        runtime = KubernetesRuntime.from_env(self.env, home=Path(job.workspace) / "home")
+        execution = ExecutionJob(
+            execution_id=job.execution_id, plan=plan, secrets=dict(job.secrets),
+            artifacts_dir=job.artifacts_dir,
+        )
+
+        async def main() -> str:
+            handle = await runtime.start(execution)
+            stopper = asyncio.ensure_future(asyncio.to_thread(cancel.wait))
+
+            async def follow() -> None:
+                async for event in runtime.observe(handle):
+                    _forward(event, operations, on_line, on_record)
+
+            follower = asyncio.ensure_future(follow())
+            try:
+                done, _ = await asyncio.wait({stopper, follower}, return_when=asyncio.FIRST_COMPLETED)
+                if stopper in done:
+                    await runtime.stop(handle)
+                    await follower
+                outcome = await runtime.wait(handle)
+            finally:
+                if not stopper.done():
+                    cancel.set()  # ends the waiting thread: the instance is over anyway
+                await runtime.close()
+            return outcome.status
+
+        return asyncio.run(main())
+
+    def resume(self, job: SubJob) -> None:
+        from shoal.execution._toolkit._context import ToolkitError
+
+        raise ToolkitError(f"cannot resume {job.execution_id}: pausing parallel workers is not supported on Kubernetes")
+
+
+def _forward(
+    event: ExecutionEvent, operations: set[str], on_line: LineSink, on_record: RecordSink | None
+) -> None:
+    """What the toolkit wants to hear of a sub-plan: its log lines, operation starts, artifacts."""
+    if event.type == "log" and event.line is not None:
+        on_line(event.line)
+    elif on_record is None:
+        return
+    elif event.type == "step" and event.status == "running" and event.ref in operations:
+        on_record("started", {"ref": event.ref})
+    elif event.type == "artifact" and event.artifact:
+        on_record("artifact", dict(event.artifact))
+    elif event.type == "report" and event.report:
+        on_record("report", dict(event.report))
