@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 import pytest
 
+from shoal.store._clusters import ClusterStore
 from tests.agent.fakes import ScriptedRuntime
 from tests.agent.fleet import Fleet, call, eventually, finished
 from tests.dashboard.browser import browser_page, needs_chromium, shot_path
 from tests.dashboard.conftest import FAILING_WF, WF, App
 from tests.dashboard.test_browser_flows import _agents_online, _link
-from tests.dashboard.test_clusters_page_reads_the_controller_source import FakeSource
+from tests.dashboard.test_clusters_page_reads_the_controller_source import _phase
 from tests.harness import RunningServer
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -55,13 +58,30 @@ async def test_workflows_overview_shows_status_per_cluster_trend_and_flaky_steps
 
 
 async def test_clusters_page_with_controller_data(app: App) -> None:
-    app.app.state.cluster_source = FakeSource()
+    env = await app.state.store.get_environment(app.state.organization.id, "default")
+    clusters = ClusterStore(app.state.store)
+    await clusters.apply_class(env.id, "small", {"provisioner": "noop"})
+    await clusters.apply_pool(env.id, "warm", {"classRef": "small", "size": 2, "maxSize": 5})
+    await clusters.create_cluster(
+        env.id,
+        "pr-1234",
+        "small",
+        {"classRef": "small", "lifetime": "45m"},
+        owner={"kind": "PipelineRun", "name": "build-1234"},
+    )
+    assert app.state.clusters is not None
+    app.state.clusters.wake()
+    await _phase(clusters, env.id, "pr-1234", "Ready")
+    deadline = time.monotonic() + 20
+    while (await ClusterStore(app.state.store).pool_counts(env.id, "warm"))["ready"] < 2:
+        assert time.monotonic() < deadline, "the pool never filled"
+        await asyncio.sleep(0.05)
     web = await app.signed_in(await app.token("runner"))
     session = web.cookies["shoal_session"]
 
     async def forward(route: Any) -> None:
         req = route.request
-        headers = {k: v for k, v in req.headers.items() if k.lower() not in ("host",)}
+        headers = {k: v for k, v in req.headers.items() if k.lower() != "host"}
         async with app.client() as client:
             r = await client.request(req.method, req.url, headers=headers, content=req.post_data_buffer)
         await route.fulfill(status=r.status_code, headers=dict(r.headers), body=r.content)
@@ -73,9 +93,12 @@ async def test_clusters_page_with_controller_data(app: App) -> None:
         )
         await p.route("http://testserver/**", forward)
         await p.goto("http://testserver/dashboard/envs/default/clusters")
-        await p.locator('tr[data-cluster="ec-7f3a9c21"]').wait_for()
-        # The script turns the server's "in 41m" into a ticking "in 41m 59s".
-        await p.locator("time.countdown").filter(has_text=re.compile(r"^in 4\dm \d+s$")).wait_for()
-        assert await p.get_by_role("button", name="Tear down").count() == 1
+        await p.locator('tr[data-cluster="pr-1234"]').wait_for()
+        assert "2" in await p.locator("#pools tbody tr td").nth(1).inner_text()  # two ready spares
+        # The script turns the server's "in 44m" into a ticking "in 44m 59s".
+        countdown = p.locator('tr[data-cluster="pr-1234"] time.countdown')
+        await countdown.filter(has_text=re.compile(r"^in 4\dm \d+s$")).wait_for()
         await p.screenshot(path=shot_path("clusters_dark"), full_page=True)
+        await p.locator('tr[data-cluster="pr-1234"]').get_by_role("button", name="Tear down").click()
+        await p.locator('tr[data-cluster="pr-1234"]', has_text="teardown requested").wait_for()
     await web.aclose()
