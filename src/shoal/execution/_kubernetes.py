@@ -923,6 +923,24 @@ class KubernetesRuntime:
             run.wake()
         await run.done.wait()
 
+    async def pod_ip(self, handle: ExecutionHandle) -> str | None:
+        """The execution pod's IP once it has one (a watch event, not a poll); None if it ends first.
+        Services are reached at their pod's IP."""
+        run = self._runs.get(handle.execution_id)
+        while run is not None and not run.done.is_set():
+            changed = run.changed
+            ip = str(((run.pod or {}).get("status") or {}).get("podIP") or "")
+            if ip:
+                return ip
+            done = asyncio.ensure_future(run.done.wait())
+            woken = asyncio.ensure_future(changed.wait())
+            try:
+                await asyncio.wait({done, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                done.cancel()
+                woken.cancel()
+        return None
+
     async def attach(self, execution_id: str) -> ExecutionHandle | None:
         """Find an execution by its labels after a restart: follow it again (events already in the
         event log are not repeated) or, when its pod is gone, close it as aborted."""
@@ -1392,6 +1410,7 @@ class KubernetesSubPlans:
                     _forward(event, operations, on_line, on_record)
 
             follower = asyncio.ensure_future(follow())
+            announcer = asyncio.ensure_future(self._announce(runtime, handle, on_record))
             try:
                 done, _ = await asyncio.wait({stopper, follower}, return_when=asyncio.FIRST_COMPLETED)
                 if stopper in done:
@@ -1399,12 +1418,20 @@ class KubernetesSubPlans:
                     await follower
                 outcome = await runtime.wait(handle)
             finally:
+                announcer.cancel()
                 if not stopper.done():
                     cancel.set()  # ends the waiting thread: the instance is over anyway
                 await runtime.close()
             return outcome.status
 
         return asyncio.run(main())
+
+    @staticmethod
+    async def _announce(runtime: KubernetesRuntime, handle: ExecutionHandle, on_record: RecordSink | None) -> None:
+        """``("address", {"ip": pod IP})`` once the instance's pod has one: where a service is reached."""
+        ip = await runtime.pod_ip(handle)
+        if ip and on_record is not None:
+            on_record("address", {"ip": ip})
 
     def resume(self, job: SubJob) -> None:
         from shoal.execution._toolkit._context import ToolkitError

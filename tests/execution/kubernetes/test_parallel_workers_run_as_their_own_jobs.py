@@ -62,6 +62,8 @@ async def test_a_worker_runs_as_its_own_job(kubesim: KubeSim, kubeconfig_path: P
     assert "worker 0 of 2" in lines and "worker 1 of 2" in lines
     assert "transferred to 0" in lines and "transferred to 1" in lines
     assert any(kind == "started" for kind, _ in records)
+    # where a service instance is reached: its pod's IP (the stand-in's pods all have 127.0.0.1)
+    assert ("address", {"ip": "127.0.0.1"}) in records
 
     rendered = render_execution(parent, options)
     worker_plan = compile_worker(parent.plan, ref, 1)
