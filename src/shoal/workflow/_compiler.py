@@ -14,6 +14,7 @@ import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from shoal.workflow._context import ExecutionContext
@@ -562,14 +563,7 @@ class _Node:
     absorbed: list[str] | None = None  # refs of single-child groups merged into this stage
 
     def append_conditions(self, *exprs: str) -> None:
-        parts: list[str] = []
-        for expr in (*exprs, self.condition):
-            if expr and expr not in parts:
-                parts.append(expr)
-        # `x && true` has the truthiness of `x`: keep the conjunction short
-        if len(parts) > 1:
-            parts = [p for p in parts if p not in ("true", "always")] or ["true"]
-        self.condition = "&&".join(_parenthesize(p) if len(parts) > 1 else p for p in parts)
+        self.condition = _conjunction((*exprs, self.condition))
 
     def has_pause(self) -> bool:
         return self.paused or (bool(self.children) and self.children[0].has_pause())
@@ -577,6 +571,19 @@ class _Node:
     def add(self, child: _Node | None) -> None:
         if child is not None:
             self.children.extend(_flatten(child))
+
+
+@lru_cache(maxsize=8192)
+def _conjunction(exprs: tuple[str, ...]) -> str:
+    """The non-empty, distinct conditions joined with `&&` (each parenthesized when needed)."""
+    parts: list[str] = []
+    for expr in exprs:
+        if expr and expr not in parts:
+            parts.append(expr)
+    # `x && true` has the truthiness of `x`: keep the conjunction short
+    if len(parts) > 1:
+        parts = [p for p in parts if p not in ("true", "always")] or ["true"]
+    return "&&".join(_parenthesize(p) if len(parts) > 1 else p for p in parts)
 
 
 def _parenthesize(expr: str) -> str:
@@ -663,6 +670,7 @@ class _TreeBuilder:
         self.files: list[Data] = []
         self.ids: set[str] = set()
         self.pod = spec.get("pod") or {}
+        self._ref_seed = zlib.crc32(f"{comp.name}\x00".encode())
         # the operations of a step in the preset order (§4.1), each keyed by the field that enables it
         self._operations: tuple[tuple[str, Any], ...] = (
             ("delay", self._delay),
@@ -680,12 +688,15 @@ class _TreeBuilder:
         )
 
     def ref(self, path: str) -> str:
+        # CRC of "<workflow name>\0<path>\0<salt>", continued from the name's CRC
+        seed = self._ref_seed
+        refs = self.refs
         salt = 0
         while True:
-            digest = zlib.crc32(f"{self.comp.name}\x00{path}\x00{salt}".encode())
+            digest = zlib.crc32(f"{path}\x00{salt}".encode(), seed)
             ref = "r" + _base36(digest % _BASE36_6)
-            if ref not in self.refs:
-                self.refs.add(ref)
+            if ref not in refs:
+                refs.add(ref)
                 return ref
             salt += 1
 
@@ -771,7 +782,7 @@ class _TreeBuilder:
             if custom_text:
                 op.append_conditions(custom_text)
             group.add(op)
-        if group.has_pause() and not group.children:
+        if not group.children and group.has_pause():
             pause = self._op("pause", path + "/pause", container, step)
             pause.pure = True
             pause.wildcard = True
@@ -1272,33 +1283,41 @@ class _Planner:
     # -- containers ---------------------------------------------------------------------------------------
 
     def _containers(self) -> list[Container]:
-        chunks: list[list[Action]] = []
+        # cut the action list before each operation's leading `start`s: one chunk per operation
+        nodes = self.nodes
+        chunks: list[_Chunk] = []
         current: list[Action] = []
-        has_exec = False
+        op: _Node | None = None
         for action in self.actions:
-            if action.op == "start" and has_exec:
-                chunks.append(current)
-                current, has_exec = [], False
+            kind = action.op
+            if kind == "start" and op is not None:
+                chunks.append(_Chunk.of(current, op))
+                current, op = [], None
             current.append(action)
-            has_exec = has_exec or action.op == "exec"
+            if kind == "exec":
+                op = nodes[action.ref]
         if current:
-            chunks.append(current)
-        groups = [_Chunk.of(chunk, self.nodes) for chunk in chunks]
-        if not self.isolated:
-            i = 0
-            while i < len(groups) - 1:
-                a, b = groups[i], groups[i + 1]
-                if (a.pure or b.pure) and a.compatible(b):
-                    groups[i] = a.merged(b)
-                    del groups[i + 1]
-                else:
-                    i += 1
+            chunks.append(_Chunk.of(current, op))
+        groups: list[_Chunk] = []
+        if self.isolated:
+            groups = chunks
+        else:
+            # adjacent chunks merge when one is pure and they are compatible (left to right)
+            for chunk in chunks:
+                if groups:
+                    last = groups[-1]
+                    if (last.pure or chunk.pure) and last.compatible(chunk):
+                        last.absorb(chunk)
+                        continue
+                groups.append(chunk)
         containers: list[Container] = []
+        stages = self.stages
         for index, group in enumerate(groups):
             config = group.config()
-            for action in group.actions:
-                if action.op == "exec":
-                    self.stages[action.ref].container = index
+            for node in group.ops:
+                stages[node.ref].container = index
+            resources = config.get("resources")
+            security = config.get("securityContext")
             containers.append(
                 Container(
                     index=index,
@@ -1306,13 +1325,11 @@ class _Planner:
                     image=str(config.get("image") or DEFAULT_IMAGE),
                     image_pull_policy=config.get("imagePullPolicy") or None,
                     working_dir=group.working_dir(),
-                    resources=_plain(config["resources"]) if config.get("resources") else {},
-                    security_context=_plain(config["securityContext"])
-                    if config.get("securityContext")
-                    else {},
+                    resources=_plain(resources) if resources else {},
+                    security_context=_plain(security) if security else {},
                     volume_mounts=group.volume_mounts(),
                     env_from=group.env_from(),
-                    actions=list(group.actions),
+                    actions=group.actions,
                     pure=group.pure,
                 )
             )
@@ -1346,41 +1363,57 @@ _FAST_STATIC = {
 
 @dataclass(slots=True)
 class _Chunk:
+    """Consecutive actions that share one container, with what deciding a merge needs kept at hand."""
+
     actions: list[Action]
     ops: list[_Node]
     pure: bool
+    fixed: list[_Node]  # the operations that are not wildcards: they decide the container's config
+    mounts: dict[str, tuple[Any, Any]]  # mountPath -> (name, subPath) over the fixed operations
+    clash: bool  # two fixed operations mount different things at one path
 
     @classmethod
-    def of(cls, actions: list[Action], nodes: Mapping[str, _Node]) -> _Chunk:
-        ops = [nodes[a.ref] for a in actions if a.op == "exec"]
-        return cls(actions, ops, all(bool(op.pure) for op in ops))
-
-    def _fixed(self) -> list[_Node]:
-        return [op for op in self.ops if not op.wildcard]
+    def of(cls, actions: list[Action], op: _Node | None) -> _Chunk:
+        ops = [op] if op is not None else []
+        fixed = [op] if op is not None and not op.wildcard else []
+        mounts: dict[str, tuple[Any, Any]] = {}
+        clash = False
+        if fixed and op is not None and op.container:
+            for m in op.container.get("volumeMounts") or ():
+                value = (m.get("name"), m.get("subPath"))
+                if mounts.setdefault(str(m.get("mountPath")), value) != value:
+                    clash = True
+        return cls(actions, ops, op is None or bool(op.pure), fixed, mounts, clash)
 
     def config(self) -> Data:
-        fixed = self._fixed()
+        fixed = self.fixed
         source = fixed[0] if fixed else (self.ops[0] if self.ops else None)
         return (source.container or {}) if source is not None else {}
 
     def compatible(self, other: _Chunk) -> bool:
-        mine, theirs = self._fixed(), other._fixed()
-        if not mine or not theirs:
+        if not self.fixed or not other.fixed:
             return True
-        a, b = mine[0].container or {}, theirs[0].container or {}
-        if any(_norm(a.get(k)) != _norm(b.get(k)) for k in _COMPAT_KEYS):
+        a, b = self.fixed[0].container or {}, other.fixed[0].container or {}
+        if a is not b and any(_norm(a.get(k)) != _norm(b.get(k)) for k in _COMPAT_KEYS):
             return False
-        mounts: dict[str, tuple[Any, Any]] = {}
-        for op in (*mine, *theirs):
-            for m in (op.container or {}).get("volumeMounts") or []:
-                key = str(m.get("mountPath"))
-                value = (m.get("name"), m.get("subPath"))
-                if mounts.setdefault(key, value) != value:
-                    return False
+        if self.clash or other.clash:
+            return False
+        mine = self.mounts
+        for key, value in other.mounts.items():
+            found = mine.get(key)
+            if found is not None and found != value:
+                return False
         return True
 
-    def merged(self, other: _Chunk) -> _Chunk:
-        return _Chunk([*self.actions, *other.actions], [*self.ops, *other.ops], self.pure and other.pure)
+    def absorb(self, other: _Chunk) -> None:
+        """Take ``other``'s actions (it follows this chunk and is compatible with it)."""
+        self.actions.extend(other.actions)
+        self.ops.extend(other.ops)
+        self.pure = self.pure and other.pure
+        self.fixed.extend(other.fixed)
+        for key, value in other.mounts.items():
+            self.mounts.setdefault(key, value)
+        self.clash = self.clash or other.clash
 
     def working_dir(self) -> str | None:
         for op in self.ops:
@@ -1390,7 +1423,7 @@ class _Chunk:
         return None
 
     def volume_mounts(self) -> list[Data]:
-        return _unique(op.container.get("volumeMounts") for op in (self._fixed() or self.ops) if op.container)
+        return _unique(op.container.get("volumeMounts") for op in (self.fixed or self.ops) if op.container)
 
     def env_from(self) -> list[Data]:
         return _unique(op.container.get("envFrom") for op in self.ops if op.container)
@@ -1432,8 +1465,19 @@ def _env_var(data: Data) -> EnvVar:
     )
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """A JSON-clean copy (tuples -> lists, keys -> str)."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            (k if type(k) is str else str(k)): (v if type(v) in _SCALARS else _plain(v))
+            for k, v in value.items()
+        }
+    if kind is list or kind is tuple:
+        return [v if type(v) in _SCALARS else _plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -47,23 +47,40 @@ def is_config_schema(value: Any) -> bool:
 
 
 class Where:
-    """Position of the node being visited: nearest object with an origin + path below it."""
+    """Position of the node being visited: nearest object with an origin + path below it.
 
-    __slots__ = ("anchor", "key", "rel", "state")
+    ``rel`` is built only when asked for (to locate a problem): most visited values never need it.
+    """
+
+    __slots__ = ("_rel", "_up", "anchor", "key", "state")
 
     def __init__(
-        self, anchor: Any, rel: tuple[PathItem, ...], key: PathItem | None = None, state: Any = None
+        self,
+        anchor: Any,
+        rel: tuple[PathItem, ...] | None,
+        key: PathItem | None = None,
+        state: Any = None,
+        up: Where | None = None,
     ) -> None:
         self.anchor = anchor
-        self.rel = rel
+        self._rel = rel  # None: the parent's ``rel`` plus ``key``
+        self._up = up
         self.key = key  # the key of the visited value in its parent
         self.state = state  # walker-specific context (e.g. which scope applies)
 
+    @property
+    def rel(self) -> tuple[PathItem, ...]:
+        rel = self._rel
+        if rel is None:
+            up = self._up
+            rel = self._rel = (*(up.rel if up is not None else ()), self.key)  # type: ignore[arg-type]
+        return rel
+
     def down(self, key: PathItem, origins: Origins, child: Any, state: Any = None) -> Where:
         new_state = self.state if state is None else state
-        if (type(child) is dict or type(child) is list) and origins.get(child) is not None:
+        if (type(child) is dict or type(child) is list) and origins.has(child):
             return Where(child, (), key, new_state)
-        return Where(self.anchor, (*self.rel, key), key, new_state)
+        return Where(self.anchor, None, key, new_state, self)
 
 
 class FieldWalker:
@@ -95,10 +112,17 @@ class FieldWalker:
             self._walk_dict(node, where)
             return node
         if isinstance(node, list):
+            known = self.origins.ids
             for i, item in enumerate(node):
-                if isinstance(item, str):
+                kind = type(item)
+                if kind is str:
                     if "{{" in item:
-                        node[i] = self.template(item, where.down(i, self.origins, item))
+                        node[i] = self.template(item, Where(where.anchor, None, i, where.state, where))
+                elif kind is dict or kind is list:
+                    if id(item) in known:
+                        self.walk(item, Where(item, (), i, where.state))
+                    else:
+                        self.walk(item, Where(where.anchor, None, i, where.state, where))
                 elif isinstance(item, (dict, list)):
                     self.walk(item, where.down(i, self.origins, item))
             return node
@@ -107,16 +131,33 @@ class FieldWalker:
         return node
 
     def _walk_dict(self, node: dict[str, Any], where: Where) -> None:
+        known = self.origins.ids
+        enter = self.enter
+        list_keys = self.list_keys
         for key, value in node.items():
             kind = type(value)
-            if kind is int or kind is float or kind is bool or value is None or key in IGNORED_KEYS:
-                continue
-            if kind is str and "{{" not in value and key not in EXPRESSION_KEYS and key not in COUNT_KEYS:
+            if kind is str:
+                if "{{" not in value and key not in EXPRESSION_KEYS and key not in COUNT_KEYS:
+                    continue
+                if key in IGNORED_KEYS:
+                    continue
+            elif kind is int or kind is float or kind is bool or value is None or key in IGNORED_KEYS:
                 continue
             if key == "config" and is_config_schema(value):
                 continue
-            sub = where.down(key, self.origins, value, self.enter(key, value, where))
-            if key in self.list_keys and isinstance(value, list):
+            state = enter(key, value, where)
+            if state is None:
+                state = where.state
+            if (kind is dict or kind is list) and id(value) in known:
+                sub = Where(value, (), key, state)
+            else:
+                sub = Where(where.anchor, None, key, state, where)
+            if kind is str:
+                if key in EXPRESSION_KEYS or key in COUNT_KEYS:
+                    node[key] = self.expression(value, sub)
+                else:
+                    node[key] = self.template(value, sub)
+            elif key in list_keys and isinstance(value, list):
                 node[key] = self.template_list(value, sub)
             elif key in EXPRESSION_KEYS:
                 node[key] = self.expression(value, sub)

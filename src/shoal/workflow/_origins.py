@@ -7,7 +7,7 @@ origin is located through its nearest ancestor that has one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from shoal.workflow._errors import Problem
@@ -37,6 +37,14 @@ class Origins:
 
     def get(self, obj: Any) -> tuple[Locatable | None, Path] | None:
         return self._map.get(id(obj))
+
+    def has(self, obj: Any) -> bool:
+        return id(obj) in self._map
+
+    @property
+    def ids(self) -> Mapping[int, tuple[Locatable | None, Path]]:
+        """The recorded objects by id (read-only use: membership tests in hot loops)."""
+        return self._map
 
     def copy(self, value: Any, doc: Locatable | None = None, path: Path = ()) -> Any:
         """Deep copy of plain data; each copied dict/list gets its source's origin (or ``doc``/``path``)."""

@@ -201,6 +201,28 @@ def _fast_template(text: str, scope: Scope) -> str | None:
 _MISSING: Any = object()
 
 
+def substitute_known(text: str, variables: Mapping[str, Any]) -> str | None:
+    """``text`` with each `{{ name }}` island replaced by that variable's scalar value, when that is all
+    there is to it: no other kind of island, no brace in the text or the values (nothing to escape).
+    ``None`` otherwise (the engine then decides). Gives exactly what resolving the template would."""
+    parts = _ISLAND.split(text)
+    literals = "".join(parts[::2])
+    if "{" in literals or "}" in literals:
+        return None
+    for i in range(1, len(parts), 2):
+        value = variables.get(parts[i], _MISSING)
+        kind = type(value)
+        if kind is str:
+            if "{" in value:
+                return None
+            parts[i] = value
+        elif kind is int or kind is float or kind is bool:
+            parts[i] = to_string(value)
+        else:
+            return None
+    return "".join(parts)
+
+
 def resolve_template(text: str, scope: Scope) -> str:
     """A template field: known islands substituted, the rest kept as ``{{ }}`` islands."""
     if "{{" not in text:

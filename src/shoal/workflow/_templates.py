@@ -15,6 +15,7 @@ from typing import Any
 
 from shoal.workflow._errors import Problem, WorkflowError
 from shoal.workflow._expressions import Expression, ExpressionError, Machine, compile_expression, is_truthy
+from shoal.workflow._expressions._parse import MAX_SOURCE_LENGTH
 from shoal.workflow._fields import FieldWalker, Where
 from shoal.workflow._merge import (
     merge_container,
@@ -26,7 +27,7 @@ from shoal.workflow._merge import (
     merge_pod,
 )
 from shoal.workflow._origins import Locatable, Locator, Origins, Path
-from shoal.workflow._resolve import FieldError, compile_cached, substitute
+from shoal.workflow._resolve import FieldError, compile_cached, substitute, substitute_known
 
 Data = dict[str, Any]
 
@@ -230,7 +231,9 @@ class TemplateApplier:
         schema = spec.pop("config", None) or {}
         variables, expressions = self._template_config(name, schema, ref_config, holder, key)
         machine = Machine(variables=variables, expressions=expressions)
-        _TemplateRenderer(self.origins, machine, name, self.locator).walk(spec, Where(spec, (), "spec"))
+        _TemplateRenderer(self.origins, variables, machine, name, self.locator).walk(
+            spec, Where(spec, (), "spec")
+        )
         self._rendered[cache_key] = spec
         fresh: Data = self.origins.copy(spec)
         return fresh
@@ -275,8 +278,11 @@ class TemplateApplier:
 class _TemplateRenderer(FieldWalker):
     """Resolves a template's own `config.*` in every field; unknown `config.*` is a ResolutionError."""
 
-    def __init__(self, origins: Origins, machine: Machine, name: str, locator: Locator) -> None:
+    def __init__(
+        self, origins: Origins, variables: dict[str, Any], machine: Machine, name: str, locator: Locator
+    ) -> None:
         super().__init__(origins)
+        self.variables = variables
         self.machine = machine
         self.name = name
         self.locator = locator
@@ -286,6 +292,10 @@ class _TemplateRenderer(FieldWalker):
             return text
         if "config" not in text:
             return text
+        if template:
+            known = substitute_known(text, self.variables)
+            if known is not None:
+                return known
         try:
             expr = compile_cached(text, template).resolve(self.machine)
         except (FieldError, ExpressionError) as exc:
@@ -336,6 +346,8 @@ def cast_template_value(source: Any, kind: str, isolate: bool) -> Any:
     )
     if isinstance(source, bool):
         text = "true" if source else "false"
+    if "{{" not in text and len(text) <= MAX_SOURCE_LENGTH:  # plain text: the template is that text
+        return cast_value(text, kind)
     expr = compile_cached(text, True)
     if isolate:
         expr = _rename_root(expr, "config", ISOLATED_ROOT)
