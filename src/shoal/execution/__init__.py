@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shoal.execution._initgen import init_files
+    from shoal.execution._kubernetes import KubernetesOptions, KubernetesRuntime, render_execution
     from shoal.execution._local import (
         EventLog,
         LocalRuntime,
@@ -48,6 +49,8 @@ __all__ = [
     "ExecutionJob",
     "ExecutionOutcome",
     "Isolation",
+    "KubernetesOptions",
+    "KubernetesRuntime",
     "LocalRuntime",
     "MarkerParser",
     "Mount",
@@ -65,6 +68,7 @@ __all__ = [
     "init_files",
     "read_events",
     "record_failed_execution",
+    "render_execution",
     "run_plan",
     "shoal_home",
 ]
@@ -73,6 +77,9 @@ __all__ = [
 # importing one submodule does not pay for the whole package.
 _EXPORTS: dict[str, str] = {
     "init_files": "shoal.execution._initgen",
+    "KubernetesOptions": "shoal.execution._kubernetes",
+    "KubernetesRuntime": "shoal.execution._kubernetes",
+    "render_execution": "shoal.execution._kubernetes",
     "EventLog": "shoal.execution._local",
     "LocalRuntime": "shoal.execution._local",
     "PreparationError": "shoal.execution._local",
