@@ -742,6 +742,7 @@ class _Run:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
     stop_reason: str = ABORT_DETAILS
+    unschedulable_since: float | None = None
     objects: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) to delete at the end
 
     def wake(self) -> None:
@@ -775,6 +776,7 @@ class KubernetesRuntime:
         credentials: Mapping[str, Credentials] | None = None,
         keep_resources: bool = False,
         pod_start_timeout: float = 120.0,
+        unschedulable_grace: float = 0.0,
     ) -> None:
         self._client = client
         self._kubeconfig = kubeconfig
@@ -790,6 +792,7 @@ class KubernetesRuntime:
         self.credentials = dict(credentials or {})
         self.keep_resources = keep_resources
         self.pod_start_timeout = pod_start_timeout
+        self.unschedulable_grace = unschedulable_grace
         self._runs: dict[str, _Run] = {}
 
     @classmethod
@@ -819,7 +822,9 @@ class KubernetesRuntime:
             options.artifacts_volume = {"persistentVolumeClaim": {"claimName": e["SHOAL_KUBE_ARTIFACTS_CLAIM"]}}
             home_dir = home or Path(e.get("SHOAL_HOME") or shoal_home())
             options.artifacts_local_root = e.get("SHOAL_KUBE_ARTIFACTS_PATH") or str(home_dir / "artifacts")
-        return cls(e.get("KUBECONFIG") or None, namespaces=extra, options=options, home=home)
+        grace = float(e.get("SHOAL_KUBE_UNSCHEDULABLE_GRACE") or 0)
+        return cls(e.get("KUBECONFIG") or None, namespaces=extra, options=options, home=home,
+                   unschedulable_grace=grace)
 
     @property
     def client(self) -> KubeClient:
@@ -1075,7 +1080,11 @@ class KubernetesRuntime:
             run.wake()
 
     async def _wait_for(self, run: _Run, ready: Any, *, timeout: float | None = None) -> dict[str, Any]:
-        """Wait (on watch events) until ``ready(pod)``; raises on pod problems or when it is gone."""
+        """Wait (on watch events) until ``ready(pod)``; raises on pod problems or when it is gone.
+
+        An unschedulable pod fails at once unless ``unschedulable_grace`` gives a cluster autoscaler
+        time to add a node; the wait then wakes up when that grace is over.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             changed = run.changed
@@ -1084,16 +1093,27 @@ class KubernetesRuntime:
                 return pod
             if run.pod_gone or (run.stopping and pod is None):
                 raise _PodGone()
+            wake = deadline
             if pod is not None and not run.stopping:
                 problem = pod_problem(pod)
+                if problem is not None and problem.reason == "Unschedulable" and self.unschedulable_grace > 0:
+                    since = run.unschedulable_since = run.unschedulable_since or time.monotonic()
+                    until = since + self.unschedulable_grace
+                    if time.monotonic() < until:
+                        problem = None
+                        wake = until if wake is None else min(wake, until)
+                elif problem is None or problem.reason != "Unschedulable":
+                    run.unschedulable_since = None
                 if problem is not None and problem.fatal:
                     raise _PodFailed(problem)
-            if deadline is None:
+            if wake is None:
                 await changed.wait()
                 continue
-            remaining = deadline - time.monotonic()
+            remaining = wake - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError
+                if deadline is not None and wake >= deadline:
+                    raise TimeoutError
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
 
@@ -1127,7 +1147,7 @@ class KubernetesRuntime:
             self._emit(run, [run.parser.make_event("status", status="aborted", details=f"kubernetes runtime: {exc}")])
 
     async def _follow(self, run: _Run) -> None:
-        await self._wait_for(run, is_scheduled, timeout=self.pod_start_timeout)
+        await self._wait_for(run, is_scheduled, timeout=max(self.pod_start_timeout, self.unschedulable_grace + 30))
         self._emit(run, [run.parser.make_event("status", status="running")])
         try:
             await self._stream(run, SETUP_CONTAINER)

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from shoal.execution._kubernetes import KubernetesRuntime
-from tests.execution.kubernetes.kube_helpers import job_from_text, leftovers, needs_bwrap, run_to_end
+from tests.execution.kubernetes.kube_helpers import (
+    job_from_text,
+    leftovers,
+    needs_bwrap,
+    run_to_end,
+    stand_in_options,
+)
 from tests.kubesim import KubeSim
 
 HEAD = "kind: TestWorkflow\napiVersion: testworkflows.testkube.io/v1\nmetadata: {name: failing}\nspec:\n"
@@ -79,3 +86,35 @@ async def test_a_pod_deadline_aborts_with_the_reason(runtime: KubernetesRuntime,
     assert step["status"] == "aborted"
     reasons = [e.details or "" for e in events if e.type == "status" and e.status == "aborted"]
     assert any("pod.activeDeadlineSeconds" in r for r in reasons), reasons
+
+
+@needs_bwrap
+async def test_an_unschedulable_pod_waits_for_a_node_within_the_grace(
+    kubeconfig_path: Path, kubesim: KubeSim, tmp_path: Path
+) -> None:
+    """With ``unschedulable_grace`` (a cluster autoscaler adding a node) the pod may still be scheduled."""
+    from tests.kubesim._apiserver import NODES
+    from tests.kubesim._kubelet import NODE_NAME
+
+    runtime = KubernetesRuntime(kubeconfig_path, home=tmp_path / "home", options=stand_in_options(),
+                                unschedulable_grace=20)
+    job = job_from_text(HEAD + "  pod: {nodeSelector: {pool: late}}\n  steps:\n  - shell: echo scheduled\n", tmp_path)
+    try:
+        handle = await runtime.start(job)
+        assert await kubesim.wait_for(
+            lambda store: any(
+                c.get("reason") == "Unschedulable"
+                for rt, o in store.all_in_namespace("default") if rt.kind == "Pod"
+                for c in (o.get("status") or {}).get("conditions") or []
+            ),
+            timeout=10,
+        )
+
+        def add_label(node: dict[str, Any]) -> None:
+            node["metadata"].setdefault("labels", {})["pool"] = "late"
+
+        kubesim.call(lambda: kubesim.api.mutate(NODES, "", NODE_NAME, add_label))
+        outcome = await asyncio.wait_for(runtime.wait(handle), 30)
+    finally:
+        await runtime.close()
+    assert outcome.status == "passed", outcome.execution["result"]
