@@ -348,13 +348,40 @@ class StatusTree:
 
 
 def evaluate_result(expression: str, values: Mapping[str, bool]) -> bool:
-    """Evaluate a group result expression with the expression engine; ``values`` maps refs to whether
-    they count as success, and a ref missing from it counts as true (not finished yet)."""
+    """Evaluate a group result expression; ``values`` maps refs to whether they count as success, and a
+    ref missing from it counts as true (not finished yet).
+
+    The compiler's own forms (``a&&b&&…``, ``!a||!b||…``, ``true``, ``false``) are evaluated directly:
+    a group of hundreds of steps would otherwise exceed the expression engine's nesting limit. Anything
+    else goes through the engine."""
+    fast = _flat_result(expression, values)
+    if fast is not None:
+        return fast
     machine = Machine(variables=values, fallback=_unfinished_ref)
     try:
         return is_truthy(_compiled(expression or "true").resolve(machine, final=True).value())
     except ExpressionError as error:
         raise ValueError(f"result expression {expression!r}: {error}") from error
+
+
+_REF_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _flat_result(expression: str, values: Mapping[str, bool]) -> bool | None:
+    text = "".join(expression.split()) or "true"
+    if text in ("true", "false"):
+        return text == "true"
+    if "(" in text or ")" in text:
+        return None
+    if "||" not in text:
+        refs = text.split("&&")
+        if all(_REF_NAME.fullmatch(r) for r in refs):
+            return all(values.get(r, True) for r in refs)
+    elif "&&" not in text:
+        terms = text.split("||")
+        if all(t.startswith("!") and _REF_NAME.fullmatch(t[1:]) for t in terms):
+            return any(not values.get(t[1:], True) for t in terms)
+    return None
 
 
 def _unfinished_ref(name: str) -> tuple[Any, bool]:
