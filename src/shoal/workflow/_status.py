@@ -368,19 +368,19 @@ _REF_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _flat_result(expression: str, values: Mapping[str, bool]) -> bool | None:
-    text = "".join(expression.split()) or "true"
+    text = expression.strip() or "true"
     if text in ("true", "false"):
         return text == "true"
     if "(" in text or ")" in text:
         return None
     if "||" not in text:
-        refs = text.split("&&")
+        refs = [r.strip() for r in text.split("&&")]
         if all(_REF_NAME.fullmatch(r) for r in refs):
             return all(values.get(r, True) for r in refs)
     elif "&&" not in text:
-        terms = text.split("||")
-        if all(t.startswith("!") and _REF_NAME.fullmatch(t[1:]) for t in terms):
-            return any(not values.get(t[1:], True) for t in terms)
+        terms = [t.strip() for t in text.split("||")]
+        if all(t.startswith("!") and _REF_NAME.fullmatch(t[1:].strip()) for t in terms):
+            return any(not values.get(t[1:].strip(), True) for t in terms)
     return None
 
 
