@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from shoal.clusters import Reaper
 from shoal.clusters._spec import condition, is_true
 from shoal.store import now
 from tests.clusters.conftest import Rig, drive
+from tests.clusters.crash import CrashOnce, SimulatedCrash
 
 
 def _teardown_reason(status: dict[str, object]) -> object:
@@ -96,7 +99,8 @@ async def test_teardown_is_sticky_and_invalid_requests_fail_cleanly(rig: Rig) ->
     uid = await rig.request("sticky")
     await drive(ctl, lambda: _ready(rig, "sticky"))
     await rig.clusters.signal(uid, teardown=True)
-    await ctl.reconcile(uid)  # TeardownRequested is recorded before anything is deleted
+    with pytest.raises(SimulatedCrash):  # TeardownRequested is recorded before anything is deleted
+        await rig.controller(crash=CrashOnce("before:delete")).reconcile(uid)
     row = await rig.clusters.get_cluster(rig.env.id, "sticky")
     assert row.phase == "Deprovisioning" and is_true(row.status, "TeardownRequested")
     assert row.external_name in rig.world.resources

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,14 @@ LOCAL_POINTS = [
 ]
 
 
-async def _lifecycle(rig: Rig, make: Callable[[CrashOnce | None], ClusterController], point: str) -> None:
+async def _lifecycle(
+    rig: Rig,
+    make: Callable[[CrashOnce | None], ClusterController],
+    point: str,
+    *,
+    spares_remain: bool = False,
+    **request: Any,
+) -> None:
     hook = CrashOnce(point)
     ctl = make(hook)
     crashed = 0
@@ -61,7 +69,7 @@ async def _lifecycle(rig: Rig, make: Callable[[CrashOnce | None], ClusterControl
                 crashed += 1
                 ctl = make(None)  # a new process: nothing survives but the store and the world
 
-    uid = await rig.request("pr-7", class_name="small")
+    uid = await rig.request("pr-7", class_name="small", **request)
 
     async def ready() -> bool:
         return await rig.phase("pr-7") == "Ready"
@@ -74,7 +82,8 @@ async def _lifecycle(rig: Rig, make: Callable[[CrashOnce | None], ClusterControl
     await step(gone)
     assert hook.fired and crashed == 1, f"crash point {point} never reached (saw {hook.seen})"
     assert await rig.clusters.read_credentials(uid) is None
-    assert await Reaper(ctl).owned() == []
+    if not spares_remain:  # a pool keeps (and is checked for) its own spares
+        assert await Reaper(ctl).owned() == []
 
 
 @pytest.mark.parametrize("point", NOOP_POINTS)
@@ -104,3 +113,30 @@ async def test_local_provisioner_crash(sqlite_rig: Rig, point: str, tmp_path: Pa
     assert [p.name for p in root.iterdir()] == []
     with pytest.raises(NotFound):
         await rig.store.get_agent(rig.env.id, "cluster-pr-7")
+
+
+@pytest.mark.parametrize("point", ["before:claim", "recorded:bind", "before:credentials", "recorded:ready"])
+async def test_pool_claim_crash(sqlite_rig: Rig, point: str) -> None:
+    rig = sqlite_rig
+    await rig.noop_class()
+    await rig.clusters.apply_pool(rig.env.id, "warm", {"classRef": "small", "size": 1, "maxSize": 3})
+    ctl = rig.controller()
+
+    async def spare() -> bool:
+        return (await rig.clusters.pool_counts(rig.env.id, "warm"))["ready"] == 1
+
+    await drive(ctl, spare)
+    await _lifecycle(rig, lambda hook: rig.controller(crash=hook), point, spares_remain=True, poolRef="warm")
+    claimed = [
+        m for m in await rig.clusters.pool_members(rig.env.id, "warm", include_finished=True) if m.claimed_by
+    ]
+    assert len(claimed) == 1 and claimed[0].phase == "Deprovisioned"  # one member, torn down with its claim
+    await rig.clusters.delete_pool(rig.env.id, "warm")
+    for member in await rig.clusters.pool_members(rig.env.id, "warm"):
+        await rig.clusters.signal(member.id, teardown=True)
+
+    async def nothing_left() -> bool:
+        return not await rig.clusters.pool_members(rig.env.id, "warm")
+
+    await drive(rig.controller(), nothing_left)
+    assert rig.world.resources == {}

@@ -73,7 +73,7 @@ class ControllerSettings:
     server_url: str = ""  # where installed agents connect
     poll_interval_s: float = 1.0
     lease_ttl_s: float = 15.0
-    concurrency: int = 8
+    concurrency: int = 32
     observe_interval_s: float = 15.0  # re-observe Ready clusters this often
     retry_base_s: float = 0.5
     retry_max_s: float = 30.0
@@ -91,6 +91,7 @@ class Pass:
     phase: str
     action: str = ""
     wrote: bool = False
+    again: bool = False  # due again at once: the next pass runs on the row as written, without a read
 
 
 class ClusterController:
@@ -119,6 +120,7 @@ class ClusterController:
         self._last_reap = 0.0
         self.is_leader = False
         self.passes = 0
+        self._classes: dict[tuple[str, str], tuple[datetime, ClassSpec]] = {}
 
     # ------------------------------------------------------------------ loop
 
@@ -176,17 +178,17 @@ class ClusterController:
 
     async def reconcile_due(self, limit: int = 500) -> int:
         """Reconcile every cluster that is due now (several at once, never one twice at once)."""
-        ids = [i for i in await self.clusters.due_clusters(self.clock(), limit) if i not in self._busy]
-        if not ids:
+        rows = [r for r in await self.clusters.due_rows(self.clock(), limit) if r.id not in self._busy]
+        if not rows:
             return 0
         sem = asyncio.Semaphore(self.settings.concurrency)
 
-        async def one(cluster_id: str) -> None:
+        async def one(row: ClusterRow) -> None:
             async with sem:
-                await self.reconcile(cluster_id)
+                await self.reconcile(row.id, row)
 
-        await asyncio.gather(*(one(i) for i in ids))
-        return len(ids)
+        await asyncio.gather(*(one(r) for r in rows))
+        return len(rows)
 
     async def settle(self, max_passes: int = 200) -> None:
         """Reconcile until nothing is due now (tests and benchmarks drive the controller with this)."""
@@ -195,23 +197,32 @@ class ClusterController:
             if not await self.reconcile_due():
                 return
 
-    async def reconcile(self, cluster_id: str) -> Pass | None:
-        """One pass for one cluster; retried at once after a write conflict."""
+    async def reconcile(self, cluster_id: str, row: ClusterRow | None = None) -> Pass | None:
+        """Passes for one cluster while it is due at once (each pass: at most one side effect, then a
+        compare-and-swap write); after a write conflict the row is read again and decided afresh."""
         if cluster_id in self._busy:
             return None
         self._busy.add(cluster_id)
+        result: Pass | None = None
         try:
-            for _ in range(5):
-                row = await self.clusters.get_cluster_by_id(cluster_id)
+            conflicts = 0
+            for _ in range(12):
                 if row is None:
-                    return None
+                    row = await self.clusters.get_cluster_by_id(cluster_id)
+                    if row is None:
+                        return result
                 try:
                     result = await self._reconcile(row)
                     self.passes += 1
-                    return result
                 except Conflict:
+                    conflicts += 1
+                    if conflicts > 5:
+                        return result
+                    row = None
                     continue
-            return None
+                if not result.again:
+                    return result
+            return result
         finally:
             self._busy.discard(cluster_id)
 
@@ -253,6 +264,7 @@ class ClusterController:
         *,
         action: str = "",
         requeue_s: float | None = 0.0,
+        credentials: tuple[str, datetime | None] | None = None,
         **columns: Any,
     ) -> Pass:
         phase = columns.get("phase", row.phase)
@@ -262,10 +274,15 @@ class ClusterController:
         else:
             nxt = t + timedelta(seconds=requeue_s)
         await self.clusters.write_cluster(
-            row.id, row.resource_version, status=st, next_reconcile_at=nxt, **columns
+            row.id, row.resource_version, credentials=credentials, status=st, next_reconcile_at=nxt, **columns
         )
+        # The row as written: a pass that is due at once continues from it without reading it again.
+        row.status, row.next_reconcile_at = st, nxt
+        row.resource_version += 1
+        for key, value in columns.items():
+            setattr(row, key, value)
         self.crash(f"recorded:{action or phase}")
-        return Pass(row.name, phase, action, True)
+        return Pass(row.name, phase, action, True, again=requeue_s == 0.0 and not row.finished)
 
     async def _effect(self, verb: str, fn: Callable[[], Any]) -> Any:
         """Run one side effect between two crash points (``before:<verb>``, ``after:<verb>``)."""
@@ -316,6 +333,15 @@ class ClusterController:
         )
 
     async def resolve_class(self, env_id: str, name: str) -> ClassSpec:
+        key = (env_id, name)
+        cached = self._classes.get(key)
+        if cached is not None and cached[0] > self.clock():
+            return cached[1]
+        cls = await self._load_class(env_id, name)
+        self._classes[key] = (self.clock() + timedelta(seconds=1), cls)
+        return cls
+
+    async def _load_class(self, env_id: str, name: str) -> ClassSpec:
         stored = await self.clusters.get_class(env_id, name)
         if stored is not None:
             return parse_class(stored.spec)
@@ -326,13 +352,9 @@ class ClusterController:
     async def _admit(self, row: ClusterRow, st: dict[str, Any], cls: ClassSpec, t: datetime) -> Pass:
         spec = parse_cluster(row.spec)
         if spec.poolRef:
-            member = await self._bind(row, st, spec.poolRef, t)
-            if member is not None:
-                st["boundMember"] = member.name
-                st["memberId"] = member.id
-                st["provisionStartedAt"] = iso(t)
-                set_condition(st, "Accepted", True, "PoolMemberBound", f"bound to {member.name}", t)
-                return await self._write(row, st, t, action="bind", phase="Provisioning")
+            bound = await self._bind(row, st, spec.poolRef, t)
+            if bound is not None:
+                return bound
             if not spec.fallbackToFresh:
                 set_condition(
                     st, "Accepted", False, "PoolExhausted", f"no ready spare in pool {spec.poolRef}", t
@@ -369,14 +391,24 @@ class ClusterController:
         st["provisionStartedAt"] = iso(t)
         return await self._write(row, st, t, action="admit", phase="Provisioning")
 
-    async def _bind(self, row: ClusterRow, st: dict[str, Any], pool: str, t: datetime) -> ClusterRow | None:
-        """Find the member already claimed for this request (adoption after a crash), or claim the
-        oldest ready spare by compare-and-swap; on a lost race try the next one."""
+    def _bound_status(self, st: dict[str, Any], member: ClusterRow, t: datetime) -> dict[str, Any]:
+        bound = {**st, "boundMember": member.name, "memberId": member.id, "provisionStartedAt": iso(t)}
+        set_condition(bound, "Accepted", True, "PoolMemberBound", f"bound to {member.name}", t)
+        bound["phase"] = "Provisioning"
+        return bound
+
+    async def _bind(self, row: ClusterRow, st: dict[str, Any], pool: str, t: datetime) -> Pass | None:
+        """Adopt the member already claimed for this request, or claim the oldest ready spare: the
+        member's compare-and-swap and the claim's own (its resource_version) in one transaction, so a
+        member goes to one claim and a claim gets one member, however many controllers race."""
         adopted = [m for m in await self.clusters.claimed_by(row.id) if not m.finished]
         if len(adopted) > 1:
             log.error("cluster %s: %d pool members claimed for it; using the oldest", row.name, len(adopted))
         if adopted:
-            return sorted(adopted, key=lambda m: m.created_at)[0]
+            member = sorted(adopted, key=lambda m: m.created_at)[0]
+            return await self._write(
+                row, self._bound_status(st, member, t), t, action="bind", phase="Provisioning"
+            )
         claim_life = parse_duration(parse_cluster(row.spec).lifetime)
         for member in await self.clusters.available_members(row.env_id, pool):
             mst = member.status or {}
@@ -388,10 +420,15 @@ class ClusterController:
             )
             claim_exp = aware(row.expires_at) or (t + timedelta(seconds=claim_life or 3600))
             expires = min(claim_exp, cap)
+            bound = self._bound_status(st, member, t)
             self.crash("before:claim")
-            if await self.clusters.claim_member(member, row.id, expires):
-                self.crash("after:claim")
-                return member
+            if await self.clusters.claim_member(
+                member, row, expires, status=bound, phase="Provisioning", next_reconcile_at=t
+            ):
+                row.status, row.phase, row.next_reconcile_at = bound, "Provisioning", t
+                row.resource_version += 1
+                self.crash("recorded:bind")
+                return Pass(row.name, "Provisioning", "bind", True, again=True)
         return None
 
     # -- Provisioning ---------------------------------------------------------------------------------
@@ -455,14 +492,14 @@ class ClusterController:
                 return await self._write(row, st, t, action="wait", requeue_s=self._poll(st))
             if not is_true(st, "Provisioned"):
                 set_condition(st, "Provisioned", True, "Ready", obs.message, t)
-        if not await self.clusters.has_credentials(row.id):
+        if not is_true(st, "CredentialsReady"):
             try:
-                await self._effect("credentials", lambda: self._mint(row, prov, ext, params, cls, t))
+                sealed = await self._effect("credentials", lambda: self._mint(row, prov, ext, params, cls, t))
             except ProvisionerError as exc:
                 return await self._retry(row, st, t, "credentials", exc)
             set_condition(st, "CredentialsReady", True, "Minted", "kubeconfig stored sealed", t)
             st["credentialsRef"] = f"clusters/{row.name}/kubeconfig"
-            return await self._write(row, st, t, action="credentials", requeue_s=0.0)
+            return await self._write(row, st, t, action="credentials", requeue_s=0.0, credentials=sealed)
         if cls.installAgent and not row.member_of:
             agent = st.get("agent") or {}
             if not agent.get("installedAt"):
@@ -509,15 +546,14 @@ class ClusterController:
         params: dict[str, Any],
         cls: ClassSpec,
         t: datetime,
-    ) -> None:
+    ) -> tuple[str, datetime | None]:
+        """Mint a kubeconfig and seal it; it is stored in the same transaction as the status."""
         ttl = parse_duration(cls.credentials.tokenTTL) or 3600.0
         expires = aware(row.expires_at)
         if expires is not None:
             ttl = max(60.0, min(ttl, (expires - t).total_seconds()))
         creds = await prov.credentials(ext, params, ttl)
-        await self.clusters.put_credentials(
-            row.id, self.sealer.seal({"kubeconfig": creds.kubeconfig}), creds.expires_at
-        )
+        return self.sealer.seal({"kubeconfig": creds.kubeconfig}), creds.expires_at
 
     async def _install_agent(
         self, row: ClusterRow, prov: Provisioner, ext: str, params: dict[str, Any], cls: ClassSpec

@@ -6,6 +6,7 @@ retries on :class:`Conflict`, never merges. Pool claims are the same CAS on the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,10 @@ class ClusterStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._pending: list[
+            tuple[str, int, tuple[str, datetime | None] | None, dict[str, Any], asyncio.Future[None]]
+        ] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ classes and pools
 
@@ -217,10 +222,10 @@ class ClusterStore:
             ]
         return rows
 
-    async def due_clusters(self, at: datetime, limit: int = 500) -> list[str]:
-        """Ids of clusters whose next reconcile is due (finished ones only while deletion is pending)."""
+    async def due_rows(self, at: datetime, limit: int = 500) -> list[ClusterRow]:
+        """Clusters whose next reconcile is due (finished ones only while deletion is pending)."""
         q = (
-            select(ClusterRow.id)
+            select(ClusterRow)
             .where(
                 or_(ClusterRow.finished.is_(False), ClusterRow.deletion_requested.is_(True)),
                 ClusterRow.next_reconcile_at <= at,
@@ -229,7 +234,7 @@ class ClusterStore:
             .limit(limit)
         )
         async with self.store.session() as s:
-            return [str(i) for i in (await s.execute(q)).scalars()]
+            return list((await s.execute(q)).scalars())
 
     async def next_due_at(self) -> datetime | None:
         q = select(func.min(ClusterRow.next_reconcile_at)).where(
@@ -246,17 +251,57 @@ class ClusterStore:
             raise NotFound(f"cluster {cluster_id} not found")
         return row
 
-    async def write_cluster(self, cluster_id: str, resource_version: int, **values: Any) -> None:
-        """:meth:`update_cluster` without reading the row back (one statement: the controller's write)."""
+    async def write_cluster(
+        self,
+        cluster_id: str,
+        resource_version: int,
+        *,
+        credentials: tuple[str, datetime | None] | None = None,
+        **values: Any,
+    ) -> None:
+        """:meth:`update_cluster` without reading the row back (the controller's write); with
+        ``credentials`` (sealed, expiry) the hand-over is stored in the same transaction.
+
+        Writes submitted while another batch is being committed are committed together (group commit):
+        each caller still returns only once its own write is durable, or gets its own :class:`Conflict`.
+        """
         values = {**values, "resource_version": resource_version + 1, "updated_at": now()}
-        async with self.store.session() as s:
-            res = await s.execute(
-                update(ClusterRow)
-                .where(ClusterRow.id == cluster_id, ClusterRow.resource_version == resource_version)
-                .values(**values)
-            )
-        if not res.rowcount:  # type: ignore[attr-defined]
-            raise Conflict(f"cluster {cluster_id} changed concurrently")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((cluster_id, resource_version, credentials, values, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:200], self._pending[200:]
+            batch.sort(
+                key=lambda item: item[0]
+            )  # one lock order for every batch: no deadlock between writers
+            outcomes: list[BaseException | None] = []
+            try:
+                async with self.store.session() as s:
+                    for cluster_id, version, credentials, values, _f in batch:
+                        res = await s.execute(
+                            update(ClusterRow)
+                            .where(ClusterRow.id == cluster_id, ClusterRow.resource_version == version)
+                            .values(**values)
+                        )
+                        if not res.rowcount:  # type: ignore[attr-defined]
+                            outcomes.append(Conflict(f"cluster {cluster_id} changed concurrently"))
+                            continue
+                        if credentials is not None:
+                            await s.execute(self._upsert_credentials(cluster_id, *credentials))
+                        outcomes.append(None)
+            except Exception as exc:  # the whole batch failed: every writer learns it
+                outcomes = [exc] * len(batch)
+            for (*_rest, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if outcome is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(outcome)
 
     async def signal(self, cluster_id: str, *, teardown: bool = False, delete_: bool = False) -> ClusterRow:
         """The user's teardown/deletion signal: sticky flags, written without a version check."""
@@ -356,30 +401,49 @@ class ClusterStore:
         async with self.store.session() as s:
             return list((await s.execute(q)).scalars())
 
-    async def claim_member(self, member: ClusterRow, claim_id: str, expires_at: datetime | None) -> bool:
-        """Compare-and-swap a spare to ``claimed`` for ``claim_id``; False when someone else won."""
-        async with self.store.session() as s:
-            res = await s.execute(
-                update(ClusterRow)
-                .where(
-                    ClusterRow.id == member.id,
-                    ClusterRow.resource_version == member.resource_version,
-                    ClusterRow.pool_state == "available",
+    async def claim_member(
+        self, member: ClusterRow, claim: ClusterRow, expires_at: datetime | None, **claim_values: Any
+    ) -> bool:
+        """Bind a spare to a claim in one transaction: compare-and-swap on the claim's resource_version
+        (:class:`Conflict` when it moved) and on the member's (``False`` when someone else won it)."""
+
+        class _Lost(Exception):
+            pass
+
+        try:
+            async with self.store.session() as s:
+                res = await s.execute(
+                    update(ClusterRow)
+                    .where(ClusterRow.id == claim.id, ClusterRow.resource_version == claim.resource_version)
+                    .values(**claim_values, resource_version=claim.resource_version + 1, updated_at=now())
                 )
-                .values(
-                    pool_state="claimed",
-                    claimed_by=claim_id,
-                    expires_at=expires_at,
-                    status={
-                        **(member.status or {}),
-                        "expiresAt": expires_at.isoformat() if expires_at else None,
-                    },
-                    resource_version=member.resource_version + 1,
-                    updated_at=now(),
-                    next_reconcile_at=now(),
+                if not res.rowcount:  # type: ignore[attr-defined]
+                    raise Conflict(f"cluster {claim.id} changed concurrently")
+                res = await s.execute(
+                    update(ClusterRow)
+                    .where(
+                        ClusterRow.id == member.id,
+                        ClusterRow.resource_version == member.resource_version,
+                        ClusterRow.pool_state == "available",
+                    )
+                    .values(
+                        pool_state="claimed",
+                        claimed_by=claim.id,
+                        expires_at=expires_at,
+                        status={
+                            **(member.status or {}),
+                            "expiresAt": expires_at.isoformat() if expires_at else None,
+                        },
+                        resource_version=member.resource_version + 1,
+                        updated_at=now(),
+                        next_reconcile_at=now(),
+                    )
                 )
-            )
-        return bool(res.rowcount)  # type: ignore[attr-defined]
+                if not res.rowcount:  # type: ignore[attr-defined]
+                    raise _Lost  # rolls the claim's write back too
+        except _Lost:
+            return False
+        return True
 
     async def claimed_by(self, claim_id: str) -> list[ClusterRow]:
         async with self.store.session() as s:
@@ -388,17 +452,19 @@ class ClusterStore:
 
     # ------------------------------------------------------------------ credentials
 
-    async def put_credentials(self, cluster_id: str, sealed: str, expires_at: datetime | None) -> None:
-        """Store (or replace) the sealed hand-over; an upsert, so two writers never collide."""
+    def _upsert_credentials(self, cluster_id: str, sealed: str, expires_at: datetime | None) -> Any:
         ts = now()
         stmt = self.store._insert(ClusterCredentialRow.__table__).values(
             cluster_id=cluster_id, sealed=sealed, expires_at=expires_at, created_at=ts, deliveries=0
         )
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=["cluster_id"], set_={"sealed": sealed, "expires_at": expires_at, "created_at": ts}
         )
+
+    async def put_credentials(self, cluster_id: str, sealed: str, expires_at: datetime | None) -> None:
+        """Store (or replace) the sealed hand-over; an upsert, so two writers never collide."""
         async with self.store.session() as s:
-            await s.execute(stmt)
+            await s.execute(self._upsert_credentials(cluster_id, sealed, expires_at))
 
     async def read_credentials(self, cluster_id: str) -> ClusterCredentialRow | None:
         """The sealed credentials, counting the delivery."""
