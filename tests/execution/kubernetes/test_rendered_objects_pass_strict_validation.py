@@ -17,6 +17,7 @@ EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text()) if CORPUS.exis
 ENTRIES = EXPECTED["workflows"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ENTRIES, reason="the conformance corpus is not available")
 def test_every_corpus_workflow_renders_valid_objects() -> None:
     rendered = 0
