@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -73,10 +74,14 @@ class EnvironmentView:
 
 async def environment(state: ServerState, env: Environment) -> EnvironmentView:
     store = state.store
-    agents = await store.list_agents(env.id)
-    active = sorted(await store.active_executions(env_id=env.id), key=lambda e: e.scheduled_at)
-    queued = await store.queued_executions(env.id, limit=200)
-    recent, _total = await store.list_executions(env.id, ExecutionFilter(), page=0, page_size=15)
+    # Independent reads on separate connections: SQLite (WAL) and PostgreSQL serve them side by side.
+    agents, active_rows, queued, (recent, _total) = await asyncio.gather(
+        store.list_agents(env.id),
+        store.active_executions(env_id=env.id),
+        store.queued_executions(env.id, limit=200),
+        store.list_executions(env.id, ExecutionFilter(), page=0, page_size=15),
+    )
+    active = sorted(active_rows, key=lambda e: e.scheduled_at)
     by_agent: dict[str, list[Execution]] = defaultdict(list)
     for ex in active:
         if ex.agent_id:
@@ -238,8 +243,14 @@ async def workflows(
     store = state.store
     since = now() - WINDOWS.get(window, WINDOWS["7d"])
     wanted = parse_label(label)
-    rollup = await _rollup(state, env, cache, window, by, wanted)
-    names = set(await workflow_names(store, env.id))
+    rollup, names_list, live_list, failures, label_keys = await asyncio.gather(
+        _rollup(state, env, cache, window, by, wanted),
+        workflow_names(store, env.id),
+        live_runs(store, env.id),
+        step_failures(store, env.id, since),
+        agent_label_keys(store, env.id),
+    )
+    names = set(names_list)
     rows: dict[str, WorkflowRow] = {n: WorkflowRow(n) for n in names | set(rollup.counts)}
     for name, (runs, passed) in rollup.counts.items():
         row = rows[name]
@@ -254,7 +265,7 @@ async def workflows(
         if recent:
             row.latest_id, row.latest_status = recent[-1][0], recent[-1][1]
         row.median_ms = _median(rollup.durations.get(name, []))
-    for run in await live_runs(store, env.id):
+    for run in live_list:
         live = rows.get(run.workflow)
         if live is None:
             continue
@@ -264,7 +275,7 @@ async def workflows(
             live.running += 1
     if wanted is None:
         # A step that fails in some runs and not in others, in a workflow that also passes: flaky.
-        for sf in await step_failures(store, env.id, since):
+        for sf in failures:
             found = rows.get(sf.workflow)
             if found is not None and found.passed and 0 < sf.failures < found.runs:
                 found.flaky.append(FlakyStep(sf.name, sf.failures, found.runs))
@@ -278,7 +289,6 @@ async def workflows(
         selected = [r for r in selected if r.latest_bad]
     elif status:
         selected = [r for r in selected if r.latest_status == status]
-    label_keys = await agent_label_keys(store, env.id)
     return WorkflowsView(selected, by, label, status, window, label_keys, sum(r.runs for r in selected))
 
 
