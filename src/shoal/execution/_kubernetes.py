@@ -17,6 +17,7 @@ import dataclasses
 import gzip
 import io
 import json
+import logging
 import os
 import posixpath
 import shlex
@@ -94,6 +95,7 @@ SHARED_VOLUMES: tuple[tuple[str, str], ...] = (
 SETUP_CONTAINER = "shoal-setup"
 INIT_BUNDLE = "init.tar.gz"  # ConfigMap binaryData key: lib.sh, plan.sh, c<N>.sh, plan.json, mask
 CONFIG_MAP_LIMIT = 1_000_000  # bytes of data a ConfigMap may hold (etcd's object limit is ~1.5 MiB)
+log = logging.getLogger("shoal.execution.kubernetes")
 _LOG_LINGER = 3.0  # seconds a log stream may outlive its container before it is cut
 VANISHED = "the pod of this execution is gone; what had not finished cannot continue"
 _K8S_VALUE_FROM = ("configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef")
@@ -743,6 +745,7 @@ class _Run:
     stopping: bool = False
     stop_reason: str = ABORT_DETAILS
     unschedulable_since: float | None = None
+    watch_error: str = ""
     objects: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) to delete at the end
 
     def wake(self) -> None:
@@ -1047,8 +1050,10 @@ class KubernetesRuntime:
         if self.keep_resources:
             return
         for kind, name in reversed(run.objects):
-            with contextlib.suppress(KubeError):
+            try:
                 await self.client.delete(kind, name, namespace=run.namespace, propagation="Background")  # type: ignore[arg-type]
+            except KubeError as exc:  # left behind: labelled, so `kubectl delete -l` finds it
+                log.warning("cannot delete %s %s/%s: %s", kind, run.namespace, name, exc)
         run.objects.clear()
 
     # ------------------------------------------------------------------ following
@@ -1075,7 +1080,9 @@ class KubernetesRuntime:
                 else:
                     run.pod = pod
                 run.wake()
-        except KubeError:
+        except KubeError as exc:
+            run.watch_error = f"cannot watch the pod of {run.namespace}/{run.job_name}: {exc}"
+            log.warning("%s", run.watch_error)
             run.pod_gone = True
             run.wake()
 
@@ -1286,7 +1293,7 @@ class KubernetesRuntime:
         self._emit(run, run.parser.flush())
         if run.state.is_finished:
             return
-        reason = run.stop_reason if run.stopping else VANISHED
+        reason = run.stop_reason if run.stopping else (run.watch_error or VANISHED)
         if not run.stopping:
             with contextlib.suppress(KubeError):
                 job = await self.client.get("Job", run.job_name, namespace=run.namespace)
