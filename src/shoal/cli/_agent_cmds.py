@@ -147,9 +147,13 @@ def register(app: typer.Typer) -> None:
 
             def dashboard_link() -> str:
                 from shoal.cli._dashboard_cmd import request_link
+                from shoal.client import ClientError
 
-                with Client(url, admin) as c:
-                    return str(request_link(c)["url"])
+                try:
+                    with Client(url, admin) as c:
+                        return str(request_link(c)["url"])
+                except ClientError:  # the dashboard never keeps `up` from starting
+                    return f"{url}/dashboard"
 
             sys.stdout.write(f"  dashboard: {await asyncio.to_thread(dashboard_link)}  (single use)\n")
             sys.stdout.flush()
