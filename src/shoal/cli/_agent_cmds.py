@@ -151,11 +151,11 @@ def register(app: typer.Typer) -> None:
 
                 try:
                     with Client(url, admin) as c:
-                        return str(request_link(c)["url"])
+                        return f"{request_link(c)['url']}  (single use)"
                 except ClientError:  # the dashboard never keeps `up` from starting
                     return f"{url}/dashboard"
 
-            sys.stdout.write(f"  dashboard: {await asyncio.to_thread(dashboard_link)}  (single use)\n")
+            sys.stdout.write(f"  dashboard: {await asyncio.to_thread(dashboard_link)}\n")
             sys.stdout.flush()
             _stop_on_signals(stop)
             await stop.wait()
