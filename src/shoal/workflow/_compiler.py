@@ -1059,6 +1059,8 @@ class _Planner:
         # one EnvVar per env entry of the resolved spec, shared by the stages that inherit it
         # (the spec dicts stay alive while compiling, so their ids are stable keys)
         self._env_cache: dict[int, EnvVar] = {}
+        # id(env list) -> (the list, kept alive so the id stays its own; its EnvVars)
+        self._env_lists: dict[int, tuple[Any, tuple[EnvVar, ...]]] = {}
         # `passed` & co. stand for a placeholder name, replaced by the (parenthesized) chain afterwards:
         # resolving a long chain through the engine for every stage would be quadratic.
         placeholder = compile_expression(_CHAIN_PLACEHOLDER)
@@ -1123,36 +1125,39 @@ class _Planner:
         inherited_pure: bool,
     ) -> None:
         """``chain``: the status chain (`r2&&r1`, or `true` when empty) of ``chain_len`` refs."""
-        condition = node.condition or parent_condition or "passed"
+        ref = node.ref
         stage = Stage(
-            ref=node.ref,
+            ref=ref,
             kind=node.kind,
             parent=parent,
             id=node.id,
             name=node.name,
             category=node.category,
+            condition=self._expand(node.condition or parent_condition or "passed", chain, chain_len, node),
+            status_chain=chain,
             optional=node.optional,
             negative=node.negative,
             paused=node.paused,
         )
-        stage.status_chain = chain
-        stage.condition = self._expand(condition, chain, chain_len, node)
         if node.timeout:
             stage.timeout_ms = self._timeout(node)
         if node.retry:
             stage.retry = self._retry(node)
-        self.stages[node.ref] = stage
-        self.nodes[node.ref] = node
-        self.actions.append(Action("start", node.ref))
+        self.stages[ref] = stage
+        self.nodes[ref] = node
+        actions = self.actions
+        actions.append(Action("start", ref))
         if node.kind == "group":
             pure = node.pure if node.pure is not None else inherited_pure
             stage.pure = bool(node.pure)
-            stage.virtual = not node.name and not node.optional and not node.negative and node.ref != ROOT_REF
+            stage.virtual = not node.name and not node.optional and not node.negative and ref != ROOT_REF
             refs: list[str] = []
+            children = stage.children
             child_chain, child_len = chain, chain_len
+            condition = node.condition
             for ch in node.children:
-                self._process(ch, node.ref, node.condition, child_chain, child_len, pure)
-                stage.children.append(ch.ref)
+                self._process(ch, ref, condition, child_chain, child_len, pure)
+                children.append(ch.ref)
                 if not ch.optional:
                     child_chain = ch.ref if not child_len else f"{ch.ref}&&{child_chain}"
                     child_len += 1
@@ -1165,8 +1170,8 @@ class _Planner:
             stage.pure = bool(node.pure) or (not node.toolkit and inherited_pure)
             node.pure = stage.pure
             self._payload(stage, node)
-            self.actions.append(Action("exec", node.ref))
-        self.actions.append(Action("end", node.ref))
+            actions.append(Action("exec", ref))
+        actions.append(Action("end", ref))
 
     def _expand(self, condition: str, chain_src: str, chain_len: int, node: _Node) -> str:
         """The condition over refs: status names replaced by the chain (§4.6), the rest resolved."""
@@ -1232,16 +1237,21 @@ class _Planner:
         stage.args = list(node.args) if node.args is not None else None
         working_dir = container.get("workingDir")
         stage.working_dir = str(working_dir) if working_dir is not None else None
-        # container env lists are deduplicated by every merge; only the plain data is copied here
-        cache = self._env_cache
-        env: list[EnvVar] = []
-        for item in container.get("env") or ():
-            if type(item) is dict:
-                var = cache.get(id(item))
-                if var is None:
-                    var = cache[id(item)] = _env_var(item)
-                env.append(var)
-        stage.env = env
+        # container env lists are deduplicated by every merge; only the plain data is copied here.
+        # Operations of one step list share their env list: its EnvVars are made once.
+        items = container.get("env") or ()
+        shared = self._env_lists.get(id(items))
+        if shared is None:
+            cache = self._env_cache
+            env: list[EnvVar] = []
+            for item in items:
+                if type(item) is dict:
+                    var = cache.get(id(item))
+                    if var is None:
+                        var = cache[id(item)] = _env_var(item)
+                    env.append(var)
+            shared = self._env_lists[id(items)] = (items, tuple(env))
+        stage.env = list(shared[1])
         stage.spec = _plain(node.spec) if node.spec else {}
 
     def _files(self) -> list[Data]:

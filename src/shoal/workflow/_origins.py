@@ -50,24 +50,33 @@ class Origins:
         """Deep copy of plain data; each copied dict/list gets its source's origin (or ``doc``/``path``)."""
         if isinstance(value, dict):
             known = self._map.get(id(value))
-            out_d: dict[str, Any] = {}
             if known is not None:
                 doc, path = known
+            copy = self.copy
+            out_d: dict[str, Any] = {}
             for k, v in value.items():
-                out_d[k] = self.copy(v, doc, (*path, k)) if isinstance(v, (dict, list)) else v
+                kind = type(v)
+                if kind is str or kind is int or kind is bool or kind is float or v is None:
+                    out_d[k] = v
+                elif kind is dict or kind is list or isinstance(v, (dict, list)):
+                    out_d[k] = copy(v, doc, (*path, k))
+                else:
+                    out_d[k] = v
             if doc is not None:
-                self.register(out_d, doc, path)
+                self._map[id(out_d)] = (doc, path)
+                self._keep.append(out_d)
             return out_d
         if isinstance(value, list):
             known = self._map.get(id(value))
             if known is not None:
                 doc, path = known
+            copy = self.copy
             out_l = [
-                self.copy(v, doc, (*path, i)) if isinstance(v, (dict, list)) else v
-                for i, v in enumerate(value)
+                copy(v, doc, (*path, i)) if isinstance(v, (dict, list)) else v for i, v in enumerate(value)
             ]
             if doc is not None:
-                self.register(out_l, doc, path)
+                self._map[id(out_l)] = (doc, path)
+                self._keep.append(out_l)
             return out_l
         return value
 

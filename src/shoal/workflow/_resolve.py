@@ -176,8 +176,9 @@ def _fast_template(text: str, scope: Scope) -> str | None:
     when anything else is in the text, so the engine handles it.
     """
     parts = _ISLAND.split(text)
-    literals = "".join(parts[::2])
-    if "{" in literals or "}" in literals:
+    # each island holds exactly two `{` and two `}`: any other brace is in the literal text
+    braces = len(parts) - 1
+    if text.count("{") != braces or text.count("}") != braces:
         return None
     variables = scope.variables
     for i in range(1, len(parts), 2):
@@ -206,8 +207,8 @@ def substitute_known(text: str, variables: Mapping[str, Any]) -> str | None:
     there is to it: no other kind of island, no brace in the text or the values (nothing to escape).
     ``None`` otherwise (the engine then decides). Gives exactly what resolving the template would."""
     parts = _ISLAND.split(text)
-    literals = "".join(parts[::2])
-    if "{" in literals or "}" in literals:
+    braces = len(parts) - 1  # two `{` and two `}` per island: any other brace is in the literal text
+    if text.count("{") != braces or text.count("}") != braces:
         return None
     for i in range(1, len(parts), 2):
         value = variables.get(parts[i], _MISSING)
