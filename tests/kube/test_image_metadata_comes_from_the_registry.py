@@ -78,3 +78,18 @@ def test_image_references_default_to_docker_hub_library() -> None:
     assert ImageRef.parse("localhost:5000/a/b@sha256:" + "0" * 64).reference == "sha256:" + "0" * 64
     with pytest.raises(ImageMetadataError):
         ImageRef.parse("Bad Image")
+
+
+async def test_the_node_platform_picks_the_manifest_and_is_part_of_the_cache_key() -> None:
+    with serve_registry() as reg:
+        reg.add_image("multi", "1", entrypoint=["/x"], platforms=("linux/amd64", "linux/arm64"))
+        inspector = ImageInspector()
+        amd = await inspector.inspect(f"{reg.host}/multi:1")
+        arm = await inspector.inspect(f"{reg.host}/multi:1", platform="linux/arm64")
+        assert amd.digest != arm.digest
+        count = len(reg.requests)
+        assert await inspector.inspect(f"{reg.host}/multi:1", platform="linux/arm64") == arm
+        assert len(reg.requests) == count
+        with pytest.raises(ImageMetadataError) as info:
+            await inspector.inspect(f"{reg.host}/multi:1", platform="linux/s390x")
+        assert "linux/s390x" in str(info.value) and "linux/arm64" in str(info.value)

@@ -698,9 +698,13 @@ async def read_image_metadata(
                 docs.append(doc)
         for host, cred in credentials_from_dockerconfig(docs).items():
             creds.setdefault(host, cred)
+    # The node's platform when the pod pins it (nodeSelector), else the inspector's (linux/amd64).
+    selector = plan.pod.get("nodeSelector") or {}
+    arch = selector.get("kubernetes.io/arch")
+    platform = f"{selector.get('kubernetes.io/os', 'linux')}/{arch}" if arch else None
     for image in needed:
         try:
-            configs[image] = await inspector.inspect(image, creds)
+            configs[image] = await inspector.inspect(image, creds, platform)
         except ImageMetadataError as exc:
             errors[image] = exc.cause
     return configs, errors

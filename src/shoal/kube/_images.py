@@ -158,24 +158,27 @@ class ImageInspector:
         self.timeout = timeout
         self._transport = transport
         self._configs: dict[str, ImageConfig] = {}  # manifest digest -> config
-        self._digests: dict[tuple[str, str, str], str] = {}  # (registry, repo, tag) -> manifest digest
+        # (registry, repo, tag or digest, platform) -> digest of the platform's manifest
+        self._digests: dict[tuple[str, str, str, str], str] = {}
         self._tokens: dict[tuple[str, str], str] = {}  # (registry, scope) -> bearer token
         self._lock = asyncio.Lock()
         self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self.requests = 0  # HTTP requests made (for tests and the bench)
 
-    def cached(self, image: str) -> ImageConfig | None:
+    def cached(self, image: str, platform: str | None = None) -> ImageConfig | None:
         ref = ImageRef.parse(image)
-        digest = (
-            ref.reference
-            if ref.reference.startswith("sha256:")
-            else self._digests.get((ref.registry, ref.repository, ref.reference))
-        )
+        if ref.reference in self._configs:  # a digest of a single-platform manifest
+            return self._configs[ref.reference]
+        digest = self._digests.get((ref.registry, ref.repository, ref.reference, platform or self.platform))
         return self._configs.get(digest) if digest else None
 
-    async def inspect(self, image: str, credentials: Mapping[str, Credentials] | None = None) -> ImageConfig:
+    async def inspect(
+        self, image: str, credentials: Mapping[str, Credentials] | None = None, platform: str | None = None
+    ) -> ImageConfig:
+        """The config of ``image`` for ``platform`` (default: the inspector's), from the cache if known."""
+        platform = platform or self.platform
         ref = ImageRef.parse(image)
-        hit = self.cached(image)
+        hit = self.cached(image, platform)
         if hit is not None:
             return hit
         creds = (credentials or {}).get(ref.registry)
@@ -188,13 +191,14 @@ class ImageInspector:
         session = _Session(self, self._client(), ref, creds, image)
         manifest, digest, media = await session.manifest(f"{base}/manifests/{ref.reference}")
         if media in _INDEX_TYPES or "manifests" in manifest:
-            chosen = self._choose(manifest, image)
+            chosen = self._choose(manifest, image, platform)
             manifest, digest, media = await session.manifest(f"{base}/manifests/{chosen}")
         config_desc = manifest.get("config") or {}
         config_digest = str(config_desc.get("digest") or "")
         if not config_digest:
             raise ImageMetadataError(image, f"the manifest ({media or 'unknown type'}) has no config")
         if digest in self._configs:
+            self._digests[(ref.registry, ref.repository, ref.reference, platform)] = digest
             return self._configs[digest]
         blob = await session.get(f"{base}/blobs/{config_digest}", accept="application/json")
         if hashlib.sha256(blob).hexdigest() != config_digest.partition(":")[2]:
@@ -214,8 +218,7 @@ class ImageInspector:
         )
         async with self._lock:
             self._configs[digest] = config
-            if not ref.reference.startswith("sha256:"):
-                self._digests[(ref.registry, ref.repository, ref.reference)] = digest
+            self._digests[(ref.registry, ref.repository, ref.reference, platform)] = digest
         return config
 
     def _client(self) -> httpx.AsyncClient:
@@ -231,8 +234,8 @@ class ImageInspector:
             await self._http[1].aclose()
             self._http = None
 
-    def _choose(self, index: Mapping[str, Any], image: str) -> str:
-        want = self.platform.split("/")
+    def _choose(self, index: Mapping[str, Any], image: str, platform: str) -> str:
+        want = platform.split("/")
         entries = [m for m in index.get("manifests") or [] if isinstance(m, Mapping)]
         for entry in entries:
             plat = entry.get("platform") or {}
@@ -253,7 +256,7 @@ class ImageInspector:
             for m in entries
         )
         raise ImageMetadataError(
-            image, f"no manifest for platform {self.platform} (has: {', '.join(found) or 'none'})"
+            image, f"no manifest for platform {platform} (has: {', '.join(found) or 'none'})"
         )
 
 
