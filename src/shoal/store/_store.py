@@ -347,12 +347,13 @@ class Store:
                     )
                 ).scalars()
             )
-            for agent in rows:
-                await s.execute(
-                    update(Agent)
-                    .where(Agent.id == agent.id, Agent.connection == agent.connection)
-                    .values(status="offline", disconnected_at=now(), server_id=None)
-                )
+            # One statement; the last_seen condition again so an agent that just heartbeated stays online.
+            await s.execute(
+                update(Agent)
+                .where(Agent.status == "online", Agent.last_seen < older_than)
+                .values(status="offline", disconnected_at=now(), server_id=None)
+                .execution_options(synchronize_session=False)
+            )
         return rows
 
     async def get_agent(self, env_id: str, name: str) -> Agent:
