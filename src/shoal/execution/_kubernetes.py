@@ -477,10 +477,14 @@ class _Renderer:
             f'"$B" cp "$B" {SHOAL_DIR}/busybox',
             f'"$B" chmod 0755 {SHOAL_DIR}/busybox',
             f'"$B" tar -xzf {CONFIG_DIR}/{INIT_BUNDLE} -C {SHOAL_DIR}',
-            f'"$B" mkdir -p {SHOAL_DIR}/state /testkube/outputs {RUN_DIR}/artifacts {RUN_DIR}/workspace',
-            # Containers may run as other users (image USER): the shared state must stay writable.
-            f'"$B" chmod 0777 {SHOAL_DIR} {SHOAL_DIR}/state /data /testkube /testkube/outputs '
-            f"{RUN_DIR}/artifacts {RUN_DIR}/workspace",
+            f'"$B" mkdir -p {SHOAL_DIR}/state/outputs /data/.steps /testkube/outputs {RUN_DIR}/artifacts '
+            f"{RUN_DIR}/workspace",
+            # Containers may run as other users (image USER): what the init programs share (the
+            # journal they append to, outputs, step results) must stay writable for all of them.
+            f'"$B" touch {SHOAL_DIR}/state/journal',
+            f'"$B" chmod 0666 {SHOAL_DIR}/state/journal',
+            f'"$B" chmod 0777 {SHOAL_DIR} {SHOAL_DIR}/state {SHOAL_DIR}/state/outputs /data /data/.steps /testkube '
+            f"/testkube/outputs {RUN_DIR}/artifacts {RUN_DIR}/workspace",
             '"$B" chmod 1777 /tmp',
             *self.setup_lines,
         ]
