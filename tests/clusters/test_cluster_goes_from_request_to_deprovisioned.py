@@ -35,3 +35,31 @@ async def test_request_becomes_ready_then_deprovisioned(rig: Rig) -> None:
 
 async def _phase_is(rig: Rig, name: str, phase: str) -> bool:
     return await rig.phase(name) == phase
+
+
+async def test_handover_is_refreshed_before_it_expires(rig: Rig) -> None:
+    from datetime import timedelta
+
+    from shoal.store import now
+
+    await rig.noop_class(credentials={"tokenTTL": "20m", "refreshBefore": "5m"})
+    uid = await rig.request("long", lifetime="2h")
+    offset = timedelta(0)
+    ctl = rig.controller()
+    ctl.clock = lambda: now() + offset
+    await drive(ctl, lambda: _phase_is(rig, "long", "Ready"))
+    first = await rig.clusters.read_credentials(uid)
+    assert first is not None
+    offset = timedelta(minutes=16)
+
+    async def refreshed() -> bool:
+        return (
+            rig.world.calls.count(("credentials", (await rig.clusters.get_cluster_by_id(uid)).external_name))
+            == 2
+        )  # type: ignore[union-attr]
+
+    await drive(ctl, refreshed)
+    second = await rig.clusters.read_credentials(uid)
+    assert second is not None and second.sealed != first.sealed
+    row = await rig.clusters.get_cluster(rig.env.id, "long")
+    assert row.phase == "Ready" and row.status["credentialsExpireAt"] > first.expires_at.isoformat()[:16]  # type: ignore[union-attr]

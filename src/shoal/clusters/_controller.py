@@ -499,6 +499,8 @@ class ClusterController:
                 return await self._retry(row, st, t, "credentials", exc)
             set_condition(st, "CredentialsReady", True, "Minted", "kubeconfig stored sealed", t)
             st["credentialsRef"] = f"clusters/{row.name}/kubeconfig"
+            st["credentialsExpireAt"] = iso(sealed[1])
+            st["credentialsMintedAt"] = iso(t)
             return await self._write(row, st, t, action="credentials", requeue_s=0.0, credentials=sealed)
         if cls.installAgent and not row.member_of:
             agent = st.get("agent") or {}
@@ -590,6 +592,25 @@ class ClusterController:
         if target is None:
             return await self._start_teardown(row, st, "Lost", "the pool member is gone", t)
         member, ext = target
+        refresh = self._refresh_at(st, cls)
+        if refresh is not None and t >= refresh:
+            # The hand-over would expire before the cluster does: mint a new one, replace it in place.
+            params = (member.status or {}).get("resolved", {}).get("parameters", st["resolved"]["parameters"])
+            try:
+                sealed = await self._effect("credentials", lambda: self._mint(row, prov, ext, params, cls, t))
+            except ProvisionerError as exc:
+                return await self._retry(row, st, t, "credentials", exc)
+            st["credentialsExpireAt"] = iso(sealed[1])
+            st["credentialsMintedAt"] = iso(t)
+            set_condition(st, "CredentialsReady", True, "Refreshed", "kubeconfig replaced before expiry", t)
+            return await self._write(
+                row,
+                st,
+                t,
+                action="refresh",
+                credentials=sealed,
+                requeue_s=self._ready_requeue(row, st, cls, t),
+            )
         if member is not row:
             if member.finished or member.phase == "Deprovisioning":
                 return await self._start_teardown(row, st, "Lost", f"pool member {member.name} went away", t)
@@ -610,8 +631,23 @@ class ClusterController:
                     )
         return await self._write(row, st, t, action="observe", requeue_s=self._ready_requeue(row, st, cls, t))
 
+    def _refresh_at(self, st: dict[str, Any], cls: ClassSpec) -> datetime | None:
+        """When to replace the hand-over: ``refreshBefore`` its expiry, if it expires before the cluster."""
+        creds = parse_time(st.get("credentialsExpireAt"))
+        expires = parse_time(st.get("expiresAt"))
+        if creds is None or (expires is not None and creds >= expires):
+            return None
+        at = creds - timedelta(seconds=parse_duration(cls.credentials.refreshBefore) or 0.0)
+        minted = parse_time(st.get("credentialsMintedAt"))
+        if minted is not None:  # never sooner than half-way through a token's life (short TTLs)
+            at = max(at, minted + (creds - minted) / 2)
+        return at
+
     def _ready_requeue(self, row: ClusterRow, st: dict[str, Any], cls: ClassSpec, t: datetime) -> float:
         deadlines = [t + timedelta(seconds=self.settings.observe_interval_s)]
+        refresh = self._refresh_at(st, cls)
+        if refresh is not None:
+            deadlines.append(refresh)
         expires = parse_time(st.get("expiresAt"))
         if expires is not None:
             deadlines.append(expires)
