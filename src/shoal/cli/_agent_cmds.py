@@ -43,9 +43,11 @@ def register(app: typer.Typer) -> None:
             None, "--state-dir", help="Outbox and workspaces (default SHOAL_HOME/agents/NAME)."
         ),
         max_concurrent: int = typer.Option(4, "--max-concurrent", help="Executions run at once."),
-        runtime: str = typer.Option("local", "--runtime", help="local (processes) or kubernetes (Jobs/Pods)."),
+        runtime: str = typer.Option(
+            "local", "--runtime", envvar="SHOAL_RUNTIME", help="local (processes) or kubernetes (Jobs/Pods)."
+        ),
         kubeconfig: Path = typer.Option(
-            None, "--kubeconfig", envvar="KUBECONFIG", help="kubernetes: kubeconfig (default: in-cluster)."
+            None, "--kubeconfig", help="kubernetes: kubeconfig (default: SHOAL_KUBE_* / in-cluster)."
         ),
         namespace: str = typer.Option(
             None, "--namespace", help="kubernetes: default execution namespace (job.namespace overrides)."
@@ -83,13 +85,17 @@ def register(app: typer.Typer) -> None:
             if runtime == "kubernetes":
                 from shoal.execution._kubernetes import KubernetesRuntime
 
-                chosen = KubernetesRuntime(
-                    kubeconfig,
-                    namespace=namespace,
-                    agent_name=agent_name,
-                    namespaces=execution_namespace,
-                    home=cfg.state_dir,
-                )
+                if kubeconfig is None and namespace is None and not execution_namespace:
+                    # In a cluster, the agent chart configures the runtime through SHOAL_KUBE_* variables.
+                    chosen = KubernetesRuntime.from_env(agent_name=agent_name, home=cfg.state_dir)
+                else:
+                    chosen = KubernetesRuntime(
+                        kubeconfig,
+                        namespace=namespace,
+                        agent_name=agent_name,
+                        namespaces=execution_namespace,
+                        home=cfg.state_dir,
+                    )
             else:
                 chosen = LocalRuntime(home=cfg.state_dir)
             await Agent(cfg, chosen).run(stop)

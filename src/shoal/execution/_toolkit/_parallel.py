@@ -113,10 +113,10 @@ def abort_on_sigterm(cancel: threading.Event) -> Iterator[None]:
 def run_parallel(
     run: ToolkitRun, source: InstanceSource | None = None, runner: SubPlanRunner | None = None
 ) -> int:
-    from ._subplans import CompilerInstances, LocalSubPlans
+    from ._subplans import CompilerInstances, default_subplans
 
     instances = (source or CompilerInstances()).workers(run)
-    runner = runner or LocalSubPlans(run.env)
+    runner = runner or default_subplans(run.env)
     spec = parallel_spec(run)
     parallelism = max(1, int(spec.get("parallelism") or DEFAULT_PARALLELISM))
     fail_fast = bool(spec.get("failFast", False))

@@ -313,3 +313,14 @@ def condition_holds(source: Any, status: str) -> bool:
         return should_keep_logs(source, status == "passed")
     except WorkflowError as exc:
         raise ToolkitError(str(exc)) from exc
+
+
+def default_subplans(env: Mapping[str, str]) -> SubPlanRunner:
+    """Inside a Kubernetes execution pod (``SHOAL_RUNTIME=kubernetes``) every worker is its own Job;
+    elsewhere a nested local execution."""
+    if env.get("SHOAL_RUNTIME") == "kubernetes":
+        from shoal.execution._kubernetes import KubernetesSubPlans
+
+        runner: SubPlanRunner = KubernetesSubPlans(env)
+        return runner
+    return LocalSubPlans(env)
