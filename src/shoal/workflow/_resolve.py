@@ -73,6 +73,8 @@ class Scope:
     allowed_functions: frozenset[str] = RUNTIME_FUNCTIONS
     functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
     _machine: Machine | None = None
+    # `{{ name }}` island -> its text in a resolved template (None: needs the engine), see _fast_template
+    _islands: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def machine(self) -> Machine:
         if self._machine is None:
@@ -180,23 +182,31 @@ def _fast_template(text: str, scope: Scope) -> str | None:
     braces = len(parts) - 1
     if text.count("{") != braces or text.count("}") != braces:
         return None
-    variables = scope.variables
+    islands = scope._islands
     for i in range(1, len(parts), 2):
         name = parts[i]
-        value = variables.get(name, _MISSING)
-        if value is not _MISSING:
-            kind = type(value)
-            if kind is str:
-                parts[i] = escape_template_text(value)
-            elif kind is int or kind is float or kind is bool:
-                parts[i] = to_string(value)
-            else:
-                return None
-        elif name in scope.expressions or name in ("true", "false", "null") or not scope.is_allowed(name):
+        rendered = islands.get(name, _MISSING)
+        if rendered is _MISSING:
+            rendered = islands[name] = _island(name, scope)
+        if rendered is None:
             return None
-        else:
-            parts[i] = "{{" + name + "}}"
+        parts[i] = rendered
     return "".join(parts)
+
+
+def _island(name: str, scope: Scope) -> str | None:
+    """What the `{{ name }}` island of a template becomes in ``scope`` (None: ask the engine)."""
+    value = scope.variables.get(name, _MISSING)
+    if value is not _MISSING:
+        kind = type(value)
+        if kind is str:
+            return escape_template_text(value)
+        if kind is int or kind is float or kind is bool:
+            return to_string(value)
+        return None
+    if name in scope.expressions or name in ("true", "false", "null") or not scope.is_allowed(name):
+        return None
+    return "{{" + name + "}}"
 
 
 _MISSING: Any = object()

@@ -97,6 +97,7 @@ class TemplateApplier:
         self.locator = locator
         # rendered template specs by (template, ref config): the same reference renders the same way
         self._rendered: dict[tuple[str, str], Data] = {}
+        self._seen: set[tuple[str, str]] = set()
 
     # ---------------------------------------------------------------- spec level
 
@@ -234,6 +235,11 @@ class TemplateApplier:
         _TemplateRenderer(self.origins, variables, machine, name, self.locator).walk(
             spec, Where(spec, (), "spec")
         )
+        if cache_key not in self._seen:
+            # first use of this (template, config): the caller may have this rendering itself; most
+            # references are used once, and the copy kept for later ones is only made on a second use
+            self._seen.add(cache_key)
+            return spec
         self._rendered[cache_key] = spec
         fresh: Data = self.origins.copy(spec)
         return fresh
