@@ -16,7 +16,6 @@ from tests.clusters.conftest import Rig, drive
 from tests.clusters.crash import CrashOnce, SimulatedCrash, StoreAgentSpawner
 
 NOOP_POINTS = [
-    "recorded:record",
     "recorded:admit",
     "before:ensure",
     "noop.ensure:mid",
@@ -24,7 +23,6 @@ NOOP_POINTS = [
     "recorded:ensure",
     "before:credentials",
     "after:credentials",
-    "recorded:credentials",
     "recorded:ready",
     "recorded:teardown:UserRequested",
     "before:delete",

@@ -328,6 +328,13 @@ class ClusterController:
                 "attempts": {"provision": 0, "deprovision": 0},
             }
         )
+        if not spec.poolRef and cls.quota.maxActive is None and cls.quota.maxConcurrentOps is None:
+            # Nothing to wait for: the intent and the admission are one write (still before any effect).
+            set_condition(st, "Accepted", True, "Admitted", "", t)
+            st["provisionStartedAt"] = iso(t)
+            return await self._write(
+                row, st, t, action="admit", external_name=ext, expires_at=expires, phase="Provisioning"
+            )
         return await self._write(
             row, st, t, action="record", external_name=ext, expires_at=expires, phase="Pending"
         )
@@ -492,17 +499,20 @@ class ClusterController:
                 return await self._write(row, st, t, action="wait", requeue_s=self._poll(st))
             if not is_true(st, "Provisioned"):
                 set_condition(st, "Provisioned", True, "Ready", obs.message, t)
+        install = cls.installAgent and not row.member_of
+        minted: tuple[str, datetime | None] | None = None
         if not is_true(st, "CredentialsReady"):
             try:
-                sealed = await self._effect("credentials", lambda: self._mint(row, prov, ext, params, cls, t))
+                minted = await self._effect("credentials", lambda: self._mint(row, prov, ext, params, cls, t))
             except ProvisionerError as exc:
                 return await self._retry(row, st, t, "credentials", exc)
             set_condition(st, "CredentialsReady", True, "Minted", "kubeconfig stored sealed", t)
             st["credentialsRef"] = f"clusters/{row.name}/kubeconfig"
-            st["credentialsExpireAt"] = iso(sealed[1])
+            st["credentialsExpireAt"] = iso(minted[1])
             st["credentialsMintedAt"] = iso(t)
-            return await self._write(row, st, t, action="credentials", requeue_s=0.0, credentials=sealed)
-        if cls.installAgent and not row.member_of:
+            if install:  # the agent is the next effect: record this one first
+                return await self._write(row, st, t, action="credentials", requeue_s=0.0, credentials=minted)
+        if install:
             agent = st.get("agent") or {}
             if not agent.get("installedAt"):
                 try:
@@ -529,7 +539,14 @@ class ClusterController:
         if row.member_of and row.pool_state == "provisioning":
             extra["pool_state"] = "available"
         return await self._write(
-            row, st, t, action="ready", phase="Ready", requeue_s=self._ready_requeue(row, st, cls, t), **extra
+            row,
+            st,
+            t,
+            action="ready",
+            phase="Ready",
+            requeue_s=self._ready_requeue(row, st, cls, t),
+            credentials=minted,
+            **extra,
         )
 
     async def _observe(self, prov: Provisioner, ext: str, params: dict[str, Any]) -> Observation:
