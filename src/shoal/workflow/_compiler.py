@@ -439,6 +439,8 @@ class _SpecResolver(FieldWalker):
         self.instance = static.child(allowed_roots=INSTANCE_ROOTS, allowed_names=status)
         self.execute = static.child(allowed_roots=INSTANCE_ROOTS | EXECUTE_ROOTS, allowed_names=status)
         self._own_cache: dict[tuple[bool, frozenset[str]], Scope] = {}
+        # (id of the scope (kept alive by this resolver), kind, text) -> resolved field
+        self._memo: dict[tuple[int, str, str], Any] = {}
 
     def enter(self, key: str, value: Any, where: Where) -> Any:
         state: _State = where.state
@@ -484,31 +486,47 @@ class _SpecResolver(FieldWalker):
         if "{{" not in text:
             return text
         state: _State = where.state
+        static = bool(state.static) and not state.instance
+        scope = self.main if static else self._scope(state, False)
+        # the same text resolves the same way in the same scope (only a problem's place differs)
+        key = (id(scope), "s" if static else "t", text)
+        found = self._memo.get(key, _UNSET)
+        if found is not _UNSET:
+            return found
         try:
-            if state.static and not state.instance:
-                return resolve_template_static(text, self.main, f"{state.static} ({_last(where)})")
-            return resolve_template(text, self._scope(state, False))
+            if static:
+                out = resolve_template_static(text, scope, f"{state.static} ({_last(where)})")
+            else:
+                out = resolve_template(text, scope)
         except FieldError as exc:
             self._problem(exc, where)
             return text
+        self._memo[key] = out
+        return out
 
     def expression(self, value: Any, where: Where) -> Any:
         if not isinstance(value, str):
             return value
         state: _State = where.state
         scope = self._scope(state, True)
+        as_source = where.key in ("condition", "until", "logs")
+        key = (id(scope), "c" if as_source else "e", value)
+        found = self._memo.get(key, _UNSET)
+        if found is not _UNSET:
+            return found
         try:
             expr = scope.resolve(compile_cached(value, False), value)
             if expr.is_static():
-                result = expr.value()
-                if where.key in ("condition", "until", "logs"):
-                    return expr.source()
-                return result
-            scope.check_residual(expr, value)
-            return expr.source()
+                result = expr.source() if as_source else expr.value()
+            else:
+                scope.check_residual(expr, value)
+                result = expr.source()
         except FieldError as exc:
             self._problem(exc, where)
             return value
+        if type(result) in _SCALARS:  # lists and maps are handed out as fresh copies every time
+            self._memo[key] = result
+        return result
 
     list_keys = frozenset({"command", "args"})
 
@@ -535,6 +553,9 @@ class _SpecResolver(FieldWalker):
                     continue
             out.append(self.template(item, sub))
         return out
+
+
+_UNSET: Any = object()
 
 
 def _last(where: Where) -> str:
@@ -709,10 +730,13 @@ class _TreeBuilder:
         # CRC of "<workflow name>\0<path>\0<salt>", continued from the name's CRC
         seed = self._ref_seed
         refs = self.refs
+        pairs = _PAIRS36
         salt = 0
         while True:
-            digest = zlib.crc32(f"{path}\x00{salt}".encode(), seed)
-            ref = "r" + _base36(digest % _BASE36_6)
+            # "r" + six base-36 digits (as _base36, inlined: this runs for every stage)
+            high, rest = divmod(zlib.crc32(f"{path}\x00{salt}".encode(), seed) % _BASE36_6, 1296 * 1296)
+            mid, low = divmod(rest, 1296)
+            ref = "r" + pairs[high] + pairs[mid] + pairs[low]
             if ref not in refs:
                 refs.add(ref)
                 return ref
@@ -744,8 +768,10 @@ class _TreeBuilder:
                             self.comp.locator.problem(f"duplicate step id {sid!r}", step, ("id",))
                         )
                     explicit.add(sid)
-                collect(step.get("setup") or [])
-                collect(step.get("steps") or [])
+                for key in ("setup", "steps"):
+                    sub = step.get(key)
+                    if sub:
+                        collect(sub)
 
         collect(steps)
         seen = set(explicit)
@@ -763,8 +789,10 @@ class _TreeBuilder:
                             n += 1
                         seen.add(candidate)
                         step["id"] = candidate
-                derive(step.get("setup") or [])
-                derive(step.get("steps") or [])
+                for key in ("setup", "steps"):
+                    sub = step.get(key)
+                    if sub:
+                        derive(sub)
 
         derive(steps)
 
@@ -773,33 +801,39 @@ class _TreeBuilder:
     def process(
         self, step: Data, container: Data, path: str, ref: str | None = None, anchor: Any = None
     ) -> _Node:
-        if step.get("workingDir") is not None:
-            container = merge_container(container, {"workingDir": step["workingDir"]}) or container
-        if step.get("container") is not None:
-            container = merge_container(container, step["container"]) or container
-        group = _Node(ref=ref or self.ref(path), kind="group", anchor=anchor if anchor is not None else step)
-        group.pure = step.get("pure") if isinstance(step.get("pure"), bool) else None
-        group.id = step.get("id") or None
-        group.name = str(step.get("name") or "")
-        group.optional = bool(step.get("optional"))
-        group.negative = bool(step.get("negative"))
-        group.timeout = str(step.get("timeout") or "")
-        group.paused = bool(step.get("paused"))
-        custom = step.get("condition")
+        get = step.get
+        working_dir = get("workingDir")
+        if working_dir is not None:
+            container = merge_container(container, {"workingDir": working_dir}) or container
+        own = get("container")
+        if own is not None:
+            container = merge_container(container, own) or container
+        pure = get("pure")
+        custom = get("condition")
         custom_text = "" if custom is None or custom == "" else _condition_text(custom)
-        group.condition = "true" if custom_text else "passed"
+        group = _Node(
+            ref=ref or self.ref(path),
+            kind="group",
+            name=str(get("name") or ""),
+            id=get("id") or None,
+            condition="true" if custom_text else "passed",
+            optional=bool(get("optional")),
+            negative=bool(get("negative")),
+            paused=bool(get("paused")),
+            pure=pure if isinstance(pure, bool) else None,
+            timeout=str(get("timeout") or ""),
+            anchor=anchor if anchor is not None else step,
+        )
 
         if "content" in step:
             self._files(step, group.ref)
         for key, build in self._operations:
-            if key not in step:
-                continue
-            op = build(step, container, path)
-            if op is None:
-                continue
-            if custom_text:
-                op.append_conditions(custom_text)
-            group.add(op)
+            if key in step:
+                op = build(step, container, path)
+                if op is not None:
+                    if custom_text:
+                        op.append_conditions(custom_text)
+                    group.add(op)
         if not group.children and group.has_pause():
             pause = self._op("pause", path + "/pause", container, step)
             pause.pure = True
@@ -1077,6 +1111,8 @@ class _Planner:
         # one EnvVar per env entry of the resolved spec, shared by the stages that inherit it
         # (the spec dicts stay alive while compiling, so their ids are stable keys)
         self._env_cache: dict[int, EnvVar] = {}
+        # (condition, has a chain) -> the expanded condition with the chain still a placeholder
+        self._expanded: dict[tuple[str, bool], str] = {}
         # id(env list) -> (the list, kept alive so the id stays its own; its EnvVars)
         self._env_lists: dict[int, tuple[Any, tuple[EnvVar, ...]]] = {}
         # `passed` & co. stand for a placeholder name, replaced by the (parenthesized) chain afterwards:
@@ -1199,16 +1235,21 @@ class _Planner:
                 return _FAST_STATIC[condition]
             wrapped = chain_src if chain_len == 1 else f"({chain_src})"
             return fast.replace("(CHAIN)", wrapped).replace("CHAIN", chain_src)
-        scope = self.chain_scope if chain_len else self.static_status_scope
-        try:
-            expr = scope.resolve(compile_cached(condition, False), condition)
-            if expr.is_static():
-                return "true" if _truthy(expr.value()) else "false"
-            scope.check_residual(expr, condition)
-            source = expr.source()
-        except FieldError as exc:
-            self.comp.problems.append(self.comp.locator.problem(exc.message, node.anchor, ("condition",)))
-            return condition
+        key = (condition, bool(chain_len))
+        source = self._expanded.get(key)
+        if source is None:
+            scope = self.chain_scope if chain_len else self.static_status_scope
+            try:
+                expr = scope.resolve(compile_cached(condition, False), condition)
+                if expr.is_static():
+                    source = "true" if _truthy(expr.value()) else "false"
+                else:
+                    scope.check_residual(expr, condition)
+                    source = expr.source()
+            except FieldError as exc:
+                self.comp.problems.append(self.comp.locator.problem(exc.message, node.anchor, ("condition",)))
+                return condition
+            self._expanded[key] = source
         if _CHAIN_PLACEHOLDER in source:
             wrapped = chain_src if chain_len == 1 else f"({chain_src})"
             source = source.replace(_CHAIN_PLACEHOLDER, wrapped)
