@@ -5,12 +5,16 @@ until a condition holds (with a deadline, never a sleep for its own sake)."""
 from __future__ import annotations
 
 import asyncio
+import atexit
+import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -19,7 +23,7 @@ from shoal.server._sealing import Sealer
 from shoal.store import Environment, Store
 from shoal.store._clusters import ClusterStore
 from tests.kubesim.fixtures import kubeconfig_path, kubesim
-from tests.pg import SKIP_REASON, fresh_database, postgres_available
+from tests.pg import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER, SKIP_REASON, postgres_available
 
 __all__ = ["kubeconfig_path", "kubesim"]
 
@@ -35,12 +39,60 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         return
     if not postgres_available():
         pytest.skip(SKIP_REASON)
-    async with fresh_database() as url:
+    async with _copy_of(await _pg_template()) as url:
         st = await Store.open(url)
         try:
             yield st
         finally:
             await st.close()
+
+
+_TEMPLATE: list[str] = []
+
+
+async def _pg_template() -> str:
+    """One migrated PostgreSQL database per test process, copied for each test (migrating is slow)."""
+    if not _TEMPLATE:
+        name = "shoal_tmpl_" + secrets.token_hex(6)
+        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        st = await Store.open(f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}")
+        await st.close()
+        _TEMPLATE.append(name)
+        atexit.register(_drop_template, name)
+    return _TEMPLATE[0]
+
+
+def _drop_template(name: str) -> None:
+    async def drop() -> None:
+        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(drop())
+
+
+@asynccontextmanager
+async def _copy_of(template: str) -> AsyncIterator[str]:
+    name = "shoal_t_" + secrets.token_hex(6)
+    admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -91,7 +91,7 @@ def wait_for_phase(
                 code=EXIT_TIMEOUT,
             )
         time.sleep(delay)
-        delay = min(delay * 1.5, 2.0)
+        delay = min(delay * 1.3, 1.0)
 
 
 def _timeout(value: str) -> float:
@@ -147,7 +147,9 @@ def register(app: typer.Typer) -> None:
 
     @cluster.command("provision")
     def provision(
-        class_name: str = typer.Option("local", "--class", "-c", help="EphemeralClusterClass to use."),
+        class_name: str = typer.Option(
+            None, "--class", "-c", help="EphemeralClusterClass (default: the pool's class, else local)."
+        ),
         pool_name: str = typer.Option(None, "--pool", "-p", help="Claim a ready spare from this pool."),
         fallback: bool = typer.Option(
             False, "--fallback-to-fresh", help="With --pool: provision when none is ready."
@@ -174,7 +176,9 @@ def register(app: typer.Typer) -> None:
         output: str = OutputOpt,
     ) -> None:
         """Request a cluster (or claim one from a pool); with --wait, block until it is Ready."""
-        body: dict[str, Any] = {"classRef": class_name, "labels": parse_pairs(label, "--label")}
+        body: dict[str, Any] = {"labels": parse_pairs(label, "--label")}
+        if class_name or not pool_name:
+            body["classRef"] = class_name or "local"
         if pool_name:
             body["poolRef"] = pool_name
             body["fallbackToFresh"] = fallback
@@ -252,7 +256,7 @@ def register(app: typer.Typer) -> None:
                     if time.monotonic() > deadline:
                         raise fail(f"timed out waiting for cluster {name} to go", code=EXIT_TIMEOUT)
                     time.sleep(delay)
-                    delay = min(delay * 1.5, 2.0)
+                    delay = min(delay * 1.3, 1.0)
         err.print(f"cluster {name} deleted")
 
     @cluster.command("get")

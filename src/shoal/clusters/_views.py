@@ -127,6 +127,7 @@ def controller_from_env(store: Store, sealer: Sealer, home: Path, server_url: st
         controller_id=os.environ.get("SHOAL_CLUSTERS_CONTROLLER_ID", ""),
         server_url=server_url.rstrip("/"),
         poll_interval_s=num("POLL_S", 1.0),
+        pool_interval_s=num("POLL_S", 1.0),
         lease_ttl_s=num("LEASE_S", 15.0),
         reap_interval_s=num("REAP_S", 300.0),
         reap_grace_s=num("REAP_GRACE_S", 600.0),

@@ -271,8 +271,8 @@ async def provision_cluster(
     spec = body.model_dump(mode="json", exclude={"name", "labels"}, exclude_none=True)
     if not body.poolRef:
         spec.pop("poolRef", None)
-    if body.poolRef and body.classRef == "local" and "classRef" not in body.model_fields_set:
-        spec["classRef"] = ""
+    if body.poolRef and "classRef" not in body.model_fields_set:
+        spec["classRef"] = ""  # the pool's class
     row = await _create(state, env, principal, name, spec, body.labels)
     return present_cluster(row)
 
