@@ -8,7 +8,7 @@ demo: setup
 	bash scripts/demo.sh
 
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 4 --dist loadfile
 
 lint: setup
 	.venv/bin/ruff check src tests bench
