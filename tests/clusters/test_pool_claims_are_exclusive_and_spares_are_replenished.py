@@ -108,3 +108,21 @@ def _reason(status: dict[str, object]) -> object:
 
 async def _phase(rig: Rig, name: str, phase: str) -> bool:
     return await rig.phase(name) == phase
+
+
+async def test_a_pool_of_failing_members_stops_replenishing(rig: Rig) -> None:
+    await rig.noop_class(parameters={"fail": True})
+    await rig.clusters.apply_pool(rig.env.id, "broken", {"classRef": "small", "size": 2, "maxSize": 4})
+    await rig.clusters.apply_pool(rig.env.id, "orphan", {"classRef": "missing", "size": 2})
+    ctl = rig.controller()
+
+    async def stopped() -> bool:
+        pool = await rig.clusters.get_pool(rig.env.id, "broken")
+        return bool(pool and "not replenishing" in (pool.status or {}).get("message", ""))
+
+    await drive(ctl, stopped)
+    made = await rig.clusters.pool_members(rig.env.id, "broken", include_finished=True)
+    assert 3 <= len(made) <= 6 and all(m.phase in ("Failed", "Deprovisioning") for m in made)
+    orphan = await rig.clusters.get_pool(rig.env.id, "orphan")
+    assert orphan is not None and "not found" in orphan.status["message"]
+    assert await rig.clusters.pool_members(rig.env.id, "orphan", include_finished=True) == []

@@ -332,6 +332,13 @@ def register(app: typer.Typer) -> None:
         with connect(server, token, env) as c:
             emit(c._json("GET", "/v1/cluster-classes"), output, CLASS_COLUMNS)
 
+    @cluster.command("delete-class")
+    def delete_class(name: str, server: str = ServerOpt, token: str = TokenOpt, env: str = EnvOpt) -> None:
+        """Delete a cluster class (running clusters keep the snapshot they were provisioned with)."""
+        with connect(server, token, env) as c:
+            c._json("DELETE", f"/v1/cluster-classes/{name}")
+        err.print(f"cluster class {name} deleted")
+
     @cluster.command("reap")
     def reap(
         delete_: bool = typer.Option(False, "--delete", help="Really delete (default: dry run)."),

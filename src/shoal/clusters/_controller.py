@@ -857,11 +857,23 @@ class ClusterController:
         oldest first. Stale spares expire by their own lifetime (``maxSpareAge``); broken ones are torn
         down by their own reconcile — both are then replaced here."""
         spec = parse_pool(pool.spec)
+        await self.resolve_class(pool.env_id, spec.classRef)  # SpecError: reported on the pool, nothing made
         t = self.clock()
         size = effective_size(spec, t)
-        members = await self.clusters.pool_members(pool.env_id, pool.name)
+        members = await self.clusters.pool_members(pool.env_id, pool.name, include_finished=True)
+        recent_failures = [
+            m
+            for m in members
+            if m.phase == "Failed" and (aware(m.created_at) or t) > t - timedelta(minutes=10)
+        ]
+        members = [m for m in members if not m.finished]
         live = [m for m in members if not m.teardown and m.phase != "Deprovisioning"]
         spares = [m for m in live if m.pool_state != "claimed"]
+        if len(recent_failures) >= max(3, size):
+            # members keep failing: stop making new ones for a while instead of filling the store
+            message = f"{len(recent_failures)} members failed in the last 10 minutes; not replenishing"
+            await self.clusters.set_pool_status(pool.id, {**(pool.status or {}), "message": message})
+            return
         if len(spares) < size:
             room = spec.maxSize - len(live)
             for _ in range(max(0, min(size - len(spares), room))):
