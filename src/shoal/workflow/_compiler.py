@@ -1113,6 +1113,8 @@ class _Planner:
         self._env_cache: dict[int, EnvVar] = {}
         # (condition, has a chain) -> the expanded condition with the chain still a placeholder
         self._expanded: dict[tuple[str, bool], str] = {}
+        self._durations: dict[str, int] = {}  # timeout text -> ms
+        self._untils: dict[str, str] = {}  # retry.until text -> resolved source
         # id(env list) -> (the list, kept alive so the id stays its own; its EnvVars)
         self._env_lists: dict[int, tuple[Any, tuple[EnvVar, ...]]] = {}
         # `passed` & co. stand for a placeholder name, replaced by the (parenthesized) chain afterwards:
@@ -1258,11 +1260,15 @@ class _Planner:
     def _timeout(self, node: _Node) -> int | None:
         from shoal.workflow._durations import parse_duration_ms
 
+        found = self._durations.get(node.timeout)
+        if found is not None:
+            return found
         try:
-            return parse_duration_ms(node.timeout)
+            ms = self._durations[node.timeout] = parse_duration_ms(node.timeout)
         except ValueError as exc:
             self.comp.problems.append(self.comp.locator.problem(str(exc), node.anchor, ("timeout",)))
             return None
+        return ms
 
     def _retry(self, node: _Node) -> Retry | None:
         retry = node.retry or {}
@@ -1280,11 +1286,16 @@ class _Planner:
         until = retry.get("until")
         if until is None or until == "":
             return Retry(count=count)
+        text = str(until)
+        source = self._untils.get(text)
+        if source is not None:
+            return Retry(count=count, until=source)
         try:
-            expr = self.until_scope.resolve(compile_cached(str(until), False), str(until))
+            expr = self.until_scope.resolve(compile_cached(text, False), text)
             if not expr.is_static():
-                self.until_scope.check_residual(expr, str(until))
-            return Retry(count=count, until=expr.source())
+                self.until_scope.check_residual(expr, text)
+            source = self._untils[text] = expr.source()
+            return Retry(count=count, until=source)
         except FieldError as exc:
             self.comp.problems.append(self.comp.locator.problem(exc.message, node.anchor, ("retry", "until")))
             return Retry(count=count)
