@@ -40,7 +40,16 @@ class AgentHub:
     def __init__(self, bus: LocalBus) -> None:
         self._bus = bus
         self._local: dict[str, AgentConnection] = {}
+        self._heartbeats: set[str] = set()
         bus.on("agent-message", self._on_remote)
+
+    def note_heartbeat(self, agent_id: str) -> None:
+        self._heartbeats.add(agent_id)
+
+    def take_heartbeats(self) -> list[str]:
+        """Agents heard from since the last call (written to the store in one batch)."""
+        seen, self._heartbeats = self._heartbeats, set()
+        return [a for a in seen if a in self._local]
 
     def register(self, conn: AgentConnection) -> AgentConnection | None:
         """Hold a new channel; returns the one it replaces (the same agent reconnecting), if any."""

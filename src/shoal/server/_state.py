@@ -57,6 +57,7 @@ class ServerState:
         state = cls(settings, store, blobs, bus, hub, sealer, executions, retention, org, admin_token)
         state.tasks.append(asyncio.create_task(state._sweeper(), name="shoal-sweeper"))
         state.tasks.append(asyncio.create_task(state._pruner(), name="shoal-pruner"))
+        state.tasks.append(asyncio.create_task(state._heartbeats(), name="shoal-heartbeats"))
         state.clusters = controller_from_env(store, sealer, settings.home, settings.public_url)
         if runs_in_server():
             state.tasks.append(asyncio.create_task(state.clusters.run(), name="shoal-clusters"))
@@ -69,6 +70,15 @@ class ServerState:
                 await self.executions.sweep(self.settings.agent_timeout_s, self.settings.agent_grace_s)
             except Exception:  # keep sweeping; one failed pass is logged, the next one retries
                 log.exception("sweep failed")
+
+    async def _heartbeats(self) -> None:
+        """Write the agents' heartbeats once a second, in one statement, instead of one per message."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.store.touch_agents(self.hub.take_heartbeats())
+            except Exception:  # the next round writes them again
+                log.exception("recording heartbeats failed")
 
     async def _pruner(self) -> None:
         while True:

@@ -327,6 +327,19 @@ class Store:
             res = await s.execute(update(Agent).where(*conds).values(last_seen=now(), status="online"))
         return bool(res.rowcount)  # type: ignore[attr-defined]
 
+    async def touch_agents(self, agent_ids: Sequence[str]) -> None:
+        """Heartbeats of many agents in one statement (the server batches them every second)."""
+        if not agent_ids:
+            return
+        async with self.session() as s:
+            for chunk in _chunks(list(agent_ids), 500):
+                await s.execute(
+                    update(Agent)
+                    .where(Agent.id.in_(chunk))
+                    .values(last_seen=now(), status="online")
+                    .execution_options(synchronize_session=False)
+                )
+
     async def disconnect_agent(self, agent_id: str, connection: int | None = None) -> bool:
         """Mark offline, unless a newer connection of the same agent already replaced this one."""
         conds = [Agent.id == agent_id]

@@ -128,7 +128,7 @@ async def agent_channel(websocket: WebSocket) -> None:
                 log.warning("agent %s sent an invalid message: %s", agent.name, _first_error(exc))
                 continue
             if isinstance(message, Heartbeat):
-                await state.store.touch_agent(agent.id, agent.connection)
+                state.hub.note_heartbeat(agent.id)
             elif isinstance(message, EventBatch):
                 last = await state.executions.ingest(agent, message.execution_id, message.events)
                 if last is not None:
