@@ -117,7 +117,7 @@ async def reconcile_throughput(url: str, n: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         while True:
             done = await ctl.reconcile_due(limit=n)
-            ready = sum(1 for r in await cs.list_clusters(env.id) if r.phase == "Ready")
+            ready = await cs.count_in_phases(env.id, "noop", ("Ready",))
             if ready == n:
                 break
             if not done:

@@ -494,7 +494,7 @@ class ClusterController:
                 attempts["provision"] = attempts.get("provision", 0) + 1
                 st["attempts"] = attempts
                 set_condition(st, "Provisioned", False, "Creating", "ensure issued", t)
-                return await self._write(row, st, t, action="ensure", requeue_s=0.05)
+                return await self._write(row, st, t, action="ensure", requeue_s=0.0)
             if obs.state != State.READY:
                 return await self._write(row, st, t, action="wait", requeue_s=self._poll(st))
             if not is_true(st, "Provisioned"):

@@ -7,11 +7,12 @@ retries on :class:`Conflict`, never merges. Pool claims are the same CAS on the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shoal.store._cluster_models import (
@@ -27,6 +28,13 @@ from shoal.store._store import Store, new_id, now
 
 TERMINAL_PHASES = ("Deprovisioned", "Failed")
 
+# A queued controller write: (cluster id, expected resource_version, sealed credentials, values, waiter).
+_Write = tuple[str, int, tuple[str, "datetime | None"] | None, dict[str, Any], "asyncio.Future[None]"]
+
+
+class _BatchConflict(Exception):
+    """Some row of a batch moved: redo the batch one write at a time."""
+
 
 def aware(ts: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything here is UTC."""
@@ -40,9 +48,7 @@ class ClusterStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._pending: list[
-            tuple[str, int, tuple[str, datetime | None] | None, dict[str, Any], asyncio.Future[None]]
-        ] = []
+        self._pending: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ classes and pools
@@ -278,23 +284,12 @@ class ClusterStore:
             batch.sort(
                 key=lambda item: item[0]
             )  # one lock order for every batch: no deadlock between writers
-            outcomes: list[BaseException | None] = []
-            try:
-                async with self.store.session() as s:
-                    for cluster_id, version, credentials, values, _f in batch:
-                        res = await s.execute(
-                            update(ClusterRow)
-                            .where(ClusterRow.id == cluster_id, ClusterRow.resource_version == version)
-                            .values(**values)
-                        )
-                        if not res.rowcount:  # type: ignore[attr-defined]
-                            outcomes.append(Conflict(f"cluster {cluster_id} changed concurrently"))
-                            continue
-                        if credentials is not None:
-                            await s.execute(self._upsert_credentials(cluster_id, *credentials))
-                        outcomes.append(None)
-            except Exception as exc:  # the whole batch failed: every writer learns it
-                outcomes = [exc] * len(batch)
+            outcomes: list[BaseException | None] | None = None
+            if len(batch) > 1 and self.store.engine.dialect.supports_sane_multi_rowcount:
+                with contextlib.suppress(_BatchConflict):
+                    outcomes = await self._write_many(batch)
+            if outcomes is None:
+                outcomes = await self._write_one_by_one(batch)
             for (*_rest, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
@@ -302,6 +297,57 @@ class ClusterStore:
                     future.set_result(None)
                 else:
                     future.set_exception(outcome)
+
+    async def _write_many(self, batch: list[_Write]) -> list[BaseException | None]:
+        """The common case in a few statements: one executemany per set of columns written; when any
+        row's version moved, the whole transaction is rolled back and the batch goes one by one."""
+        table = cast(Table, ClusterRow.__table__)
+        groups: dict[tuple[str, ...], list[_Write]] = {}
+        for item in batch:
+            groups.setdefault(tuple(sorted(item[3])), []).append(item)
+        try:
+            async with self.store.session() as s:
+                for keys, items in groups.items():
+                    stmt = (
+                        update(table)
+                        .where(table.c.id == bindparam("w_id"), table.c.resource_version == bindparam("w_rv"))
+                        .values({k: bindparam(f"w_{k}", type_=table.c[k].type) for k in keys})
+                    )
+                    params = [
+                        {"w_id": cid, "w_rv": rv, **{f"w_{k}": v for k, v in values.items()}}
+                        for cid, rv, _c, values, _f in items
+                    ]
+                    res = await s.execute(stmt, params)
+                    if res.rowcount != len(params):  # type: ignore[attr-defined]
+                        raise _BatchConflict
+                for cid, _rv, credentials, _v, _f in batch:
+                    if credentials is not None:
+                        await s.execute(self._upsert_credentials(cid, *credentials))
+        except _BatchConflict:
+            raise
+        except Exception as exc:  # the whole batch failed: every writer learns it
+            return [exc] * len(batch)
+        return [None] * len(batch)
+
+    async def _write_one_by_one(self, batch: list[_Write]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        try:
+            async with self.store.session() as s:
+                for cluster_id, version, credentials, values, _f in batch:
+                    res = await s.execute(
+                        update(ClusterRow)
+                        .where(ClusterRow.id == cluster_id, ClusterRow.resource_version == version)
+                        .values(**values)
+                    )
+                    if not res.rowcount:  # type: ignore[attr-defined]
+                        outcomes.append(Conflict(f"cluster {cluster_id} changed concurrently"))
+                        continue
+                    if credentials is not None:
+                        await s.execute(self._upsert_credentials(cluster_id, *credentials))
+                    outcomes.append(None)
+        except Exception as exc:  # the whole batch failed: every writer learns it
+            return [exc] * len(batch)
+        return outcomes
 
     async def signal(self, cluster_id: str, *, teardown: bool = False, delete_: bool = False) -> ClusterRow:
         """The user's teardown/deletion signal: sticky flags, written without a version check."""
