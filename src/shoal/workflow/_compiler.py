@@ -40,8 +40,9 @@ from shoal.workflow._resolve import (
     FieldError,
     Scope,
     compile_cached,
-    resolve_template,
+    fast_template,
     resolve_template_static,
+    resolve_template_with_engine,
 )
 from shoal.workflow._runtime_names import (
     EXECUTE_ROOTS,
@@ -488,6 +489,10 @@ class _SpecResolver(FieldWalker):
         state: _State = where.state
         static = bool(state.static) and not state.instance
         scope = self.main if static else self._scope(state, False)
+        if not static:
+            fast = fast_template(text, scope)
+            if fast is not None:
+                return fast
         # the same text resolves the same way in the same scope (only a problem's place differs)
         key = (id(scope), "s" if static else "t", text)
         found = self._memo.get(key, _UNSET)
@@ -497,7 +502,7 @@ class _SpecResolver(FieldWalker):
             if static:
                 out = resolve_template_static(text, scope, f"{state.static} ({_last(where)})")
             else:
-                out = resolve_template(text, scope)
+                out = resolve_template_with_engine(text, scope)
         except FieldError as exc:
             self._problem(exc, where)
             return text

@@ -171,7 +171,7 @@ def _find(text: str, name: str) -> int | None:
 _ISLAND = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}")
 
 
-def _fast_template(text: str, scope: Scope) -> str | None:
+def fast_template(text: str, scope: Scope) -> str | None:
     """The common case without the engine: islands that are plain names of scalars or run-time names.
 
     Gives exactly what the engine would (`{{ env.X }}` -> `{{env.X}}`, values escaped); ``None``
@@ -238,9 +238,14 @@ def resolve_template(text: str, scope: Scope) -> str:
     """A template field: known islands substituted, the rest kept as ``{{ }}`` islands."""
     if "{{" not in text:
         return text
-    fast = _fast_template(text, scope)
+    fast = fast_template(text, scope)
     if fast is not None:
         return fast
+    return resolve_template_with_engine(text, scope)
+
+
+def resolve_template_with_engine(text: str, scope: Scope) -> str:
+    """``resolve_template`` without its shortcut (for texts the shortcut already declined)."""
     expr = scope.resolve(compile_cached(text, True), text)
     if not expr.is_static():
         scope.check_residual(expr, text)
