@@ -145,3 +145,44 @@ async def _phase(rig: Rig, name: str, phase: str) -> bool:
 async def _has_resource(rig: Rig, name: str) -> bool:
     row = await rig.clusters.get_cluster(rig.env.id, name)
     return row.external_name in rig.world.resources
+
+
+async def test_work_on_the_clusters_agent_keeps_it_from_idling(rig: Rig) -> None:
+    await rig.noop_class(idleTimeout="30m", maxLifetime="8h", installAgent=True)
+    offset = timedelta(0)
+    ctl = rig.controller()
+    ctl.clock = lambda: now() + offset
+    await rig.request("busy", lifetime="4h")
+
+    async def agent_installed() -> bool:
+        row = await rig.clusters.get_cluster(rig.env.id, "busy")
+        return bool((row.status.get("agent") or {}).get("installedAt"))
+
+    await drive(ctl, agent_installed)
+    await rig.store.connect_agent(rig.env.id, "cluster-busy", {"cluster": "busy"}, ["local"], "t", "s", 1)
+    await drive(ctl, lambda: _ready(rig, "busy"))
+    ex = await rig.store.create_execution(
+        rig.env.id,
+        "wf",
+        name="wf-1",
+        group_id="g",
+        status="running",
+        agent_name="cluster-busy",
+        scheduled_at=now(),
+    )
+    offset = timedelta(minutes=45)  # idle by the clock, but its agent is running something
+    await rig.clusters.poke((await rig.clusters.get_cluster(rig.env.id, "busy")).id, now() + offset)
+    await drive(ctl, lambda: _activity_after(rig, "busy", now() + timedelta(minutes=44)))
+    assert await rig.phase("busy") == "Ready"
+    await rig.store.update_execution(ex.id, status="passed", finished_at=now() + offset)
+    offset = timedelta(minutes=80)  # 35 minutes after the run ended
+    await drive(ctl, lambda: _finished(rig, "busy"))
+    row = await rig.clusters.get_cluster(rig.env.id, "busy")
+    assert _teardown_reason(row.status) == "IdleTimeout"
+    assert rig.world.agents == {}  # the agent went first
+
+
+async def _activity_after(rig: Rig, name: str, at: object) -> bool:
+    row = await rig.clusters.get_cluster(rig.env.id, name)
+    last = row.status.get("lastActivityAt")
+    return bool(last and last > at.isoformat())  # type: ignore[attr-defined]

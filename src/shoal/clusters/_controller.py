@@ -50,7 +50,7 @@ from shoal.clusters._spec import (
     parse_time,
     set_condition,
 )
-from shoal.store import Conflict, NotFound, Store, now
+from shoal.store import Conflict, ExecutionFilter, NotFound, Store, now
 from shoal.store._cluster_models import ClusterPoolRow, ClusterRow
 from shoal.store._clusters import ClusterStore, aware
 
@@ -695,10 +695,29 @@ class ClusterController:
             idle = cls.seconds("idleTimeout")
             last = parse_time(st.get("lastActivityAt")) or parse_time(st.get("readyAt"))
             if idle is not None and last is not None and t >= last + timedelta(seconds=idle):
-                return "IdleTimeout"
+                busy = await self._agent_activity(row, st, t)  # runs on the cluster's agent count too
+                if busy is None or t >= busy + timedelta(seconds=idle):
+                    return "IdleTimeout"
+                st["lastActivityAt"] = iso(busy)
         if not await self._owner_alive(row, st, t):
             return "OwnerGone"
         return ""
+
+    async def _agent_activity(self, row: ClusterRow, st: dict[str, Any], t: datetime) -> datetime | None:
+        """When the cluster's agent last worked: now while an execution is on it, else when its newest
+        execution changed status."""
+        name = (st.get("agent") or {}).get("name")
+        if not name:
+            return None
+        newest, _total = await self.store.list_executions(
+            row.env_id, ExecutionFilter(agent=name), page_size=1
+        )
+        if not newest:
+            return None
+        ex = newest[0]
+        if ex.status not in TERMINAL_EXECUTION:
+            return t
+        return aware(ex.finished_at) or aware(ex.status_at)
 
     async def _owner_alive(self, row: ClusterRow, st: dict[str, Any], t: datetime) -> bool:
         owner = row.owner or {}
