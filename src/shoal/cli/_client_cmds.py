@@ -318,7 +318,7 @@ def register(app: typer.Typer) -> None:
         env: str = EnvOpt,
         output: str = OutputOpt,
     ) -> None:
-        """Create or update the workflows and templates in FILE or DIR (GitOps entry point)."""
+        """Create or update the workflows, templates and cluster classes/pools/clusters in FILE or DIR."""
         paths: list[Path] = []
         for f in files:
             if f.is_dir():
@@ -330,8 +330,19 @@ def register(app: typer.Typer) -> None:
         results: list[dict[str, Any]] = []
         with connect(server, token, env) as c:
             for p in paths:
+                raw = p.read_bytes()
+                workflows, clusters = _split_by_kind(raw)
                 try:
-                    results += c.apply(p.read_bytes(), str(p))
+                    if workflows is not None:
+                        results += c.apply(workflows, str(p))
+                    if clusters is not None:
+                        applied = c._json(
+                            "POST",
+                            "/v1/clusters/apply",
+                            content=clusters,
+                            headers={"Content-Type": "application/yaml"},
+                        )
+                        results += [{**a, "revision": a.get("revision", "")} for a in applied["applied"]]
                 except ClientError as exc:
                     raise fail(f"{p}: {exc}", exc.problems, code=2) from None
         emit(
@@ -340,7 +351,7 @@ def register(app: typer.Typer) -> None:
             [
                 ("KIND", lambda r: r["kind"]),
                 ("NAME", lambda r: r["name"]),
-                ("REVISION", lambda r: r["revision"]),
+                ("REVISION", lambda r: r.get("revision", "")),
                 ("CHANGED", lambda r: "yes" if r["changed"] else "no"),
             ],
         )
@@ -507,6 +518,29 @@ def register(app: typer.Typer) -> None:
                     raise fail(f"artifact name {n!r} would escape {download_dir}")
                 size = c.download_artifact(execution_id, n, dest)
                 err.print(f"{dest} ({size} bytes)")
+
+
+CLUSTER_KINDS = frozenset({"EphemeralClusterClass", "EphemeralClusterPool", "EphemeralCluster"})
+
+
+def _split_by_kind(raw: bytes) -> tuple[bytes | None, bytes | None]:
+    """(workflow documents, cluster documents) of a YAML file; a file of one sort is passed unchanged,
+    so the server's problems keep pointing at the user's lines."""
+    try:
+        docs = [d for d in yaml.safe_load_all(raw) if d is not None]
+    except yaml.YAMLError:
+        return raw, None  # the workflow loader reports the syntax error with its position
+    kinds = [d.get("kind") if isinstance(d, dict) else None for d in docs]
+    cluster = [k in CLUSTER_KINDS for k in kinds]
+    if not any(cluster):
+        return raw, None
+    if all(cluster):
+        return None, raw
+    rest = [d for d, c in zip(docs, cluster, strict=True) if not c]
+    mine = [d for d, c in zip(docs, cluster, strict=True) if c]
+    return yaml.safe_dump_all(rest, sort_keys=False).encode(), yaml.safe_dump_all(
+        mine, sort_keys=False
+    ).encode()
 
 
 RESOURCE_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
