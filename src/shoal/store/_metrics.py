@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select, text
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shoal.store._models import ExecutionFact, LatestFact, StepFact
@@ -78,10 +78,12 @@ async def workflow_metrics(sessions: async_sessionmaker[AsyncSession], q: Metric
         async with sessions() as session:
             return await fn(session, q)
 
-    per_key, trend, groups, steps = await asyncio.gather(
-        part(_per_key), part(_trend), part(_groups), part(_steps)
+    per_key, overall, trend, groups, steps = await asyncio.gather(
+        part(_per_key), part(_overall_percentiles), part(_trend), part(_groups), part(_steps)
     )
     rows, totals = per_key
+    if overall is not None:  # PostgreSQL: the overall percentiles sort in their own query, in parallel
+        totals["durationP50Ms"], totals["durationP95Ms"] = overall
     return {
         "workflow": q.workflow,
         "since": q.since.isoformat(),
@@ -112,10 +114,7 @@ async def _per_key(session: AsyncSession, q: MetricsQuery) -> tuple[list[dict[st
             func.percentile_cont(0.5).within_group(f.duration_ms).label("p50"),
             func.percentile_cont(0.95).within_group(f.duration_ms).label("p95"),
         ]
-        grouped = select(*cols).where(scope).group_by(func.grouping_sets(key, text("()")))
-        grouped = grouped.add_columns(func.grouping(key).label("is_total"))
-    else:
-        grouped = select(*cols).where(scope).group_by(key)
+    grouped = select(*cols).where(scope).group_by(key)
     rows = (await session.execute(grouped)).all()
 
     durations: dict[str, list[int]] = defaultdict(list)
@@ -145,19 +144,11 @@ async def _per_key(session: AsyncSession, q: MetricsQuery) -> tuple[list[dict[st
     out_rows = []
     totals: dict[str, Any] = {"n": 0, "passed": 0, "flips": 0, "pairs": 0, "p50": None, "p95": None}
     for r in rows:
-        if is_pg and r.is_total:
-            totals.update(
-                n=int(r.n), passed=int(r.passed or 0), flips=int(r.flips or 0), pairs=int(r.pairs or 0)
-            )
-            totals["p50"] = float(r.p50) if r.p50 is not None else None
-            totals["p95"] = float(r.p95) if r.p95 is not None else None
-            continue
         n, p, fl, pr = int(r.n), int(r.passed or 0), int(r.flips or 0), int(r.pairs or 0)
-        if not is_pg:
-            totals["n"] += n
-            totals["passed"] += p
-            totals["flips"] += fl
-            totals["pairs"] += pr
+        totals["n"] += n
+        totals["passed"] += p
+        totals["flips"] += fl
+        totals["pairs"] += pr
         last = latest.get(r.key)
         out_rows.append(
             {
@@ -192,6 +183,26 @@ async def _per_key(session: AsyncSession, q: MetricsQuery) -> tuple[list[dict[st
         "durationP95Ms": totals["p95"],
     }
     return out_rows, summary
+
+
+async def _overall_percentiles(
+    session: AsyncSession, q: MetricsQuery
+) -> tuple[float | None, float | None] | None:
+    if session.get_bind().dialect.name != "postgresql":
+        return None  # SQLite: computed from the per-key durations
+    f = ExecutionFact
+    row = (
+        await session.execute(
+            select(
+                func.percentile_cont(0.5).within_group(f.duration_ms),
+                func.percentile_cont(0.95).within_group(f.duration_ms),
+            ).where(_scope(q))
+        )
+    ).one()
+    return (
+        float(row[0]) if row[0] is not None else None,
+        float(row[1]) if row[1] is not None else None,
+    )
 
 
 async def _trend(session: AsyncSession, q: MetricsQuery) -> list[dict[str, Any]]:
