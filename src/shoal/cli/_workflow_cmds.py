@@ -70,21 +70,73 @@ def validate_command(
     """Check TestWorkflow and TestWorkflowTemplate documents; exit 2 with one line per problem."""
 
     def run() -> None:
-        from shoal.workflow import WorkflowError, load_bundle, validate_documents
+        from shoal.workflow import Problem, WorkflowError, validate_document, validate_documents
+        from shoal.workflow._bundle import Bundle, _files
+        from shoal.workflow._yaml import load_file
 
-        bundle = load_bundle(files)
-        problems = validate_documents(bundle.documents)
-        if problems:
-            raise WorkflowError(problems)
-        problems = []
+        # Every file is loaded on its own, so one unreadable file does not hide the others' problems.
+        bundle = Bundle()
+        problems: list[Any] = []
+        for raw in files:
+            if not raw.exists():
+                problems.append(Problem(f"no such file or directory: {raw}", file=str(raw)))
+                continue
+            for file in _files(raw):
+                try:
+                    docs = load_file(file)
+                except WorkflowError as exc:
+                    problems.extend(exc.problems)
+                    continue
+                except OSError as exc:
+                    problems.append(Problem(f"cannot read: {exc.strerror or exc}", file=str(file)))
+                    continue
+                if not docs:
+                    problems.append(
+                        Problem(
+                            "expected a TestWorkflow or TestWorkflowTemplate document, found none",
+                            "",
+                            str(file),
+                            1,
+                            1,
+                        )
+                    )
+                bundle.add(docs)
+        problems.extend(validate_documents(bundle.documents))
         for doc in bundle.workflows:
-            problems.extend(_missing_templates(doc, bundle.templates))
+            missing = _missing_templates(doc, bundle.templates)
+            problems.extend(missing)
+            if not missing and not validate_document(doc):
+                problems.extend(_compile_problems(doc, bundle.templates))
         if problems:
-            raise WorkflowError(problems)
+            raise WorkflowError(sorted(problems, key=lambda p: (p.file or "", p.line or 0, p.column or 0)))
         count = len(bundle.documents)
         typer.echo(f"{count} document{'s' if count != 1 else ''} valid")
 
     _guarded(run)
+
+
+def _compile_problems(doc: Any, templates: dict[str, Any]) -> list[Any]:
+    """What only compiling finds: expression syntax, unknown variables and functions, bad values.
+
+    Required config parameters get placeholder values of their type, so a workflow is not reported for
+    needing run-time input; failures Testkube reports as a failed execution (ResolutionError) are not
+    problems of the document either."""
+    from shoal.workflow import ResolutionError, WorkflowError, compile_workflow
+
+    placeholders = {"integer": "0", "number": "0", "boolean": "false"}
+    config: dict[str, str] = {}
+    params = ((doc.data or {}).get("spec") or {}).get("config") or {}
+    if isinstance(params, dict):
+        for name, schema in params.items():
+            if isinstance(schema, dict) and "default" not in schema:
+                config[str(name)] = placeholders.get(str(schema.get("type") or "string"), "x")
+    try:
+        compile_workflow(doc, templates, config, validate=False)
+    except ResolutionError:
+        return []
+    except WorkflowError as exc:
+        return list(exc.problems)
+    return []
 
 
 def _missing_templates(doc: Any, templates: dict[str, Any]) -> list[Any]:
