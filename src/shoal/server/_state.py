@@ -38,6 +38,7 @@ class ServerState:
     admin_token: str | None = None  # only when this start created it
     clusters: ClusterController | None = None  # the ephemeral-cluster controller (API uses its store side)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def start(cls, settings: ServerSettings) -> ServerState:
@@ -60,12 +61,20 @@ class ServerState:
         state.tasks.append(asyncio.create_task(state._heartbeats(), name="shoal-heartbeats"))
         state.clusters = controller_from_env(store, sealer, settings.home, settings.public_url)
         if runs_in_server():
-            state.tasks.append(asyncio.create_task(state.clusters.run(), name="shoal-clusters"))
+            state.tasks.append(asyncio.create_task(state.clusters.run(state.stopping), name="shoal-clusters"))
         return state
 
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep between rounds of a background loop; False once the server is stopping, so a loop ends
+        between rounds instead of being cancelled in the middle of a database call."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return True
+        return False
+
     async def _sweeper(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.sweep_interval_s)
+        while await self._pause(self.settings.sweep_interval_s):
             try:
                 await self.executions.sweep(self.settings.agent_timeout_s, self.settings.agent_grace_s)
             except Exception:  # keep sweeping; one failed pass is logged, the next one retries
@@ -73,26 +82,29 @@ class ServerState:
 
     async def _heartbeats(self) -> None:
         """Write the agents' heartbeats once a second, in one statement, instead of one per message."""
-        while True:
-            await asyncio.sleep(1.0)
+        while await self._pause(1.0):
             try:
                 await self.store.touch_agents(self.hub.take_heartbeats())
             except Exception:  # the next round writes them again
                 log.exception("recording heartbeats failed")
 
     async def _pruner(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.prune_interval_s)
+        while await self._pause(self.settings.prune_interval_s):
             try:
                 await self.retention.prune_once()
             except Exception:  # the next pass retries; retention never blocks the rest
                 log.exception("retention pass failed")
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        self.stopping.set()
+        # The loops end between rounds; whatever is still running after a short wait is cancelled (and
+        # a connection reset interrupted by that is expected at shutdown, not an error to show).
+        _done, pending = await asyncio.wait(self.tasks, timeout=5.0) if self.tasks else (set(), set())
+        logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
+        for task in pending:
             task.cancel()
         for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.executions.wait_background()
         await self.bus.stop()
