@@ -87,6 +87,7 @@ class Agent:
         self._wake_sender = asyncio.Event()
         self._connected = asyncio.Event()
         self.agent_id: str | None = None
+        self.refused = False  # the server refused the token: run() returned for good
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -102,7 +103,10 @@ class Agent:
                     attempt = 0
                 except (OSError, ConnectionClosed, InvalidStatus, TimeoutError) as exc:
                     if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
+                        # Retrying cannot help: stop, so a supervisor or a pipeline sees the failure.
                         log.error("the server refused the agent token (HTTP %s)", exc.response.status_code)
+                        self.refused = True
+                        break
                     else:
                         log.info("connection to %s lost: %s", self.config.server, exc)
                 self._connected.clear()

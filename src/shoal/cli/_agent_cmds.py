@@ -98,7 +98,10 @@ def register(app: typer.Typer) -> None:
                     )
             else:
                 chosen = LocalRuntime(home=cfg.state_dir)
-            await Agent(cfg, chosen).run(stop)
+            agent_ = Agent(cfg, chosen)
+            await agent_.run(stop)
+            if agent_.refused:
+                raise fail("the server refused the agent token (it is wrong, revoked, or not an agent token)")
 
         asyncio.run(main())
 

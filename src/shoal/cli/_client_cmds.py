@@ -45,8 +45,9 @@ KIND_ALIASES = {
 }
 TERMINAL = ("passed", "failed", "aborted", "canceled")
 
+# Tables are not cut to 80 columns when piped: ids and names stay whole for scripts.
 err = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 250)
 
 
 def shoal_home() -> Path:
@@ -178,6 +179,13 @@ def follow_execution(client: Client, execution_id: str, quiet: bool = False) -> 
     return str(client.execution(execution_id)["result"]["status"])
 
 
+def _target_text(target: Any) -> str:
+    match = (target or {}).get("match") or {}
+    if not match:
+        return "the first matching agent"
+    return "an agent with " + ",".join(f"{k}={'|'.join(v)}" for k, v in sorted(match.items()))
+
+
 def run_remote(
     workflow: str,
     config: list[str],
@@ -206,7 +214,7 @@ def run_remote(
         statuses = []
         for ex in created:
             err.print(
-                f"[bold]{ex['name']}[/bold] ({ex['id']}) on {ex.get('runner') or 'the first matching agent'}"
+                f"[bold]{ex['name']}[/bold] ({ex['id']}) on {ex.get('runner') or _target_text(ex.get('runnerTarget'))}"
             )
             statuses.append(follow_execution(client, ex["id"], quiet=output == "json"))
         final = [client.execution(ex["id"]) for ex in created]

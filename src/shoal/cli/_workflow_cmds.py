@@ -186,7 +186,7 @@ def compile_command(
         list[str] | None, typer.Option("--config", help="A config value KEY=VALUE (repeatable).")
     ] = None,
     template_dir: Annotated[
-        list[Path] | None, typer.Option("--template-dir", help="A directory of templates (repeatable).")
+        list[Path] | None, typer.Option("--template-dir", "-t", help="A file or directory of templates (repeatable).")
     ] = None,
     output: Annotated[str, typer.Option("-o", "--output", help="json or yaml.")] = "json",
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -30,5 +31,8 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        # The database, blobs and keys live here: only the server's user may look inside.
+        with contextlib.suppress(OSError):
+            os.chmod(self.home, 0o700)
         if not self.database_url:
             self.database_url = database_url(self.home)
