@@ -450,21 +450,22 @@ class Store:
             (await s.execute(select(Environment.revision).where(Environment.id == env_id))).scalar_one()
         )
 
-    async def get_resource(self, env_id: str, kind: str, name: str) -> Resource:
-        async with self.session() as s:
-            res = (
-                await s.execute(
-                    select(Resource).where(
-                        Resource.env_id == env_id,
-                        Resource.kind == kind,
-                        Resource.name == name,
-                        Resource.deleted.is_(False),
-                    )
-                )
-            ).scalar_one_or_none()
+    @staticmethod
+    async def _live_resource(s: AsyncSession, env_id: str, kind: str, name: str) -> Resource:
+        query = select(Resource).where(
+            Resource.env_id == env_id,
+            Resource.kind == kind,
+            Resource.name == name,
+            Resource.deleted.is_(False),
+        )
+        res = (await s.execute(query)).scalar_one_or_none()
         if res is None:
             raise NotFound(f"{kind} {name!r} not found")
         return res
+
+    async def get_resource(self, env_id: str, kind: str, name: str) -> Resource:
+        async with self.session() as s:
+            return await self._live_resource(s, env_id, kind, name)
 
     async def list_resources(
         self, env_id: str, kind: str | None = None, selector: LabelSelector | None = None
@@ -480,18 +481,7 @@ class Store:
 
     async def delete_resource(self, env_id: str, kind: str, name: str) -> None:
         async with self.session() as s:
-            res = (
-                await s.execute(
-                    select(Resource).where(
-                        Resource.env_id == env_id,
-                        Resource.kind == kind,
-                        Resource.name == name,
-                        Resource.deleted.is_(False),
-                    )
-                )
-            ).scalar_one_or_none()
-            if res is None:
-                raise NotFound(f"{kind} {name!r} not found")
+            res = await self._live_resource(s, env_id, kind, name)
             res.revision = await self._bump_revision(s, env_id)
             res.deleted = True
             res.updated_at = now()
