@@ -123,7 +123,10 @@ def _digest(plan: Plan) -> str:
 
 
 def _failure(exc: WorkflowError) -> str:
-    return "error:" + hashlib.sha256(str(exc).encode()).hexdigest()[:20]
+    # The message names the file by its absolute path: hash it relative to the corpus, so the
+    # snapshot holds wherever the checkout lives.
+    text = str(exc).replace(str(CORPUS), "<corpus>")
+    return "error:" + hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def _children(plan: Plan) -> dict[str, str]:
@@ -203,7 +206,7 @@ SNAPSHOT: dict[str, dict[str, str]] = {
     },
     "expected-fail-k6-test-report-condition-always-no-artifacts": {"plan": "a7bafc201534166d6e50"},
     "expected-fail-missing-git-secret": {"plan": "fe4227b955fa1d32784f"},
-    "expected-fail-missing-template": {"plan": "error:6109031fc7f1004bbdf3"},
+    "expected-fail-missing-template": {"plan": "error:dbe76f1a061ef88e73d7"},
     "expected-fail-negative-step": {"plan": "9866d2af763ad23cd709"},
     "expected-fail-parallel-oomkilled": {
         "plan": "12ed0b47dc4ec00ae7cb",
@@ -241,11 +244,11 @@ SNAPSHOT: dict[str, dict[str, str]] = {
     },
     "expected-fail-step-oomkilled": {"plan": "5691a9041b712f30a6a5"},
     "expected-fail-step-retry": {"plan": "f02d67fedcb01618f830"},
-    "expected-fail-template-missing-config-options": {"plan": "error:18fc8b7bd1ffbc7ebdae"},
-    "expected-fail-template-not-defined-config-options": {"plan": "error:2612236d80dd6bfed851"},
+    "expected-fail-template-missing-config-options": {"plan": "error:7119ab01a7e78b312418"},
+    "expected-fail-template-not-defined-config-options": {"plan": "error:abe31256f47bc3a4cec6"},
     "expected-fail-timeout-activedeadlineseconds": {"plan": "410868f8017b4ebf4efa"},
     "expected-fail-timeout-step": {"plan": "51003d09d076d3d95074"},
-    "expected-fail-volume-not-mounted": {"plan": "error:4ebab5669546bb34b0ec"},
+    "expected-fail-volume-not-mounted": {"plan": "error:26127c6ef8b19700b8b5"},
     "expected-random-random-oomkilled": {"plan": "f315c3733b1058079f56"},
     "generated:generated": {
         "plan": "54dac17d7412a98eabf3",
