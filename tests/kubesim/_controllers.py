@@ -1,4 +1,5 @@
-"""Control-plane controllers: scheduler, volume binder, Job controller (with TTL-after-finished).
+"""Control-plane controllers: scheduler, volume binder, Job controller (with TTL-after-finished), and the
+Deployment and ReplicaSet controllers (`_workloads.py`).
 
 They react to store events through one work queue (keys are deduplicated while queued) and write
 through the API server like their real counterparts. Job semantics follow batch/v1 as of 1.31: pods
@@ -71,6 +72,9 @@ class Controllers:
         self.tracks: dict[str, JobTrack] = {}
         self.task: asyncio.Task[None] | None = None
         self.scheduling_ready: set[str] = set()  # pods whose schedule_delay has been served
+        from ._workloads import Workloads
+
+        self.workloads = Workloads(self)
         api.store.subscribe(self._on_change)
 
     # -- queue ----------------------------------------------------------------------------------------
@@ -98,6 +102,10 @@ class Controllers:
                     self.bind_claim(ns, name)
                 elif kind == "ttl":
                     self.expire_job(ns, name)
+                elif kind == "replicaset":
+                    self.workloads.reconcile_replicaset(ns, name)
+                elif kind == "deployment":
+                    self.workloads.reconcile_deployment(ns, name)
             except ApiError as e:  # a controller loses races like any other client; it retries on the next event
                 log.debug("controller %s %s/%s: %s", kind, ns, name, e.message)
             except Exception:
@@ -106,6 +114,7 @@ class Controllers:
     def _on_change(self, change: Change) -> None:
         rt, obj = change.rt, change.obj
         ns, name = change.namespace, change.name
+        self.workloads.on_change(rt, obj, ns, name)
         if rt is PODS:
             if change.type != "DELETED" and not (obj.get("spec") or {}).get("nodeName") \
                     and not obj["metadata"].get("deletionTimestamp"):

@@ -22,6 +22,7 @@ import re
 import secrets
 import shutil
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,15 @@ SERVICEACCOUNTS = reg.by_key("serviceaccounts")
 NODE_NAME = "kubesim-node"
 POD_IP = "127.0.0.1"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def pod_path() -> str:
+    """The PATH of every container: the host's, with the directory of this Python (the project's venv)
+    first — the stand-in's "images" are the host's tools, and the shoal image has `shoal` and `python3`
+    with shoal installed on its PATH."""
+    here = os.path.dirname(sys.executable)
+    rest = [d for d in os.environ.get("PATH", DEFAULT_PATH).split(":") if d and d != here]
+    return ":".join([here, *rest])
 READ_ONLY_SOURCES = ("configMap", "secret", "projected", "downwardAPI")
 
 
@@ -620,7 +630,7 @@ class Kubelet:
 
     def container_env(self, w: PodWorker, c: Container) -> dict[str, str]:
         env: dict[str, str] = {
-            "PATH": os.environ.get("PATH", DEFAULT_PATH),
+            "PATH": pod_path(),
             "HOSTNAME": w.name[:63],
             "HOME": "/root" if os.geteuid() == 0 else os.environ.get("HOME", "/"),
         }

@@ -35,6 +35,8 @@ def _view_rules() -> list[dict[str, Any]]:
     return [{"apiGroups": [""], "resources": _VIEW_CORE, "verbs": READ},
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
             {"apiGroups": ["batch"], "resources": ["jobs", "jobs/status"], "verbs": READ},
+            {"apiGroups": ["apps"], "resources": ["deployments", "deployments/status", "replicasets",
+                                                  "replicasets/status"], "verbs": READ},
             {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": READ}]
 
 
@@ -44,6 +46,7 @@ def _edit_rules() -> list[dict[str, Any]]:
             {"apiGroups": [""], "resources": _EDIT_CORE, "verbs": WRITE},
             {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": WRITE},
+            {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": WRITE},
             {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": WRITE}]
 
 

@@ -164,6 +164,19 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
         tmpl = spec.get("template")
         if isinstance(tmpl, dict) and isinstance(tmpl.get("spec"), dict):
             default_pod_spec(tmpl["spec"])
+    elif kind in ("Deployment", "ReplicaSet") and isinstance(spec, dict):
+        spec.setdefault("replicas", 1)
+        if kind == "Deployment":
+            strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
+            if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+                strategy.setdefault("type", "RollingUpdate")
+                strategy.setdefault("rollingUpdate", {}).setdefault("maxUnavailable", "25%")
+                strategy["rollingUpdate"].setdefault("maxSurge", "25%")
+            spec.setdefault("revisionHistoryLimit", 10)
+            spec.setdefault("progressDeadlineSeconds", 600)
+        tmpl = spec.get("template")
+        if isinstance(tmpl, dict) and isinstance(tmpl.get("spec"), dict):
+            default_pod_spec(tmpl["spec"])
     elif kind == "Secret":
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None)
@@ -441,6 +454,8 @@ def validate(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
         causes += pod_spec_causes(spec, "spec")
     elif kind == "Job":
         causes += _job_causes(spec)
+    elif kind in ("Deployment", "ReplicaSet"):
+        causes += _workload_causes(kind, spec)
     elif kind in ("ConfigMap", "Secret"):
         causes += _data_causes(kind, obj)
         if kind == "Secret" and obj.get("type") == "kubernetes.io/service-account-token" and not (
@@ -507,6 +522,39 @@ def _job_causes(spec: Any) -> list[Cause]:
         causes.append(invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
     if spec.get("completionMode") not in (None, "NonIndexed", "Indexed"):
         causes.append(unsupported("spec.completionMode", spec.get("completionMode"), ["NonIndexed", "Indexed"]))
+    return causes
+
+
+def _workload_causes(kind: str, spec: Any) -> list[Cause]:
+    """apps/v1 Deployment and ReplicaSet: a selector that matches the template, pods that restart."""
+    if not isinstance(spec, dict):
+        return [required("spec.selector"), required("spec.template")]
+    causes: list[Cause] = []
+    sel = spec.get("selector")
+    if not isinstance(sel, dict) or not (sel.get("matchLabels") or sel.get("matchExpressions")):
+        causes.append(required("spec.selector"))
+    tmpl = spec.get("template")
+    if not isinstance(tmpl, dict) or not tmpl.get("spec"):
+        return [*causes, required("spec.template")]
+    labels = (tmpl.get("metadata") or {}).get("labels") or {}
+    causes += _meta_causes_plain(tmpl.get("metadata") or {}, "spec.template.metadata")
+    if isinstance(sel, dict) and (sel.get("matchLabels") or sel.get("matchExpressions")) \
+            and not selector_from_object(sel).matches(labels):
+        causes.append(invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
+    causes += pod_spec_causes(tmpl.get("spec"), "spec.template.spec")
+    rp = (tmpl.get("spec") or {}).get("restartPolicy")
+    if rp != "Always":
+        causes.append(("FieldValueNotSupported", "spec.template.spec.restartPolicy",
+                       f'Unsupported value: "{rp}": supported values: "Always"'))
+    for f, minimum in (("replicas", 0), ("minReadySeconds", 0), ("revisionHistoryLimit", 0),
+                       ("progressDeadlineSeconds", 1)):
+        causes += _int_field(spec, f, "spec", minimum)
+    strategy = (spec.get("strategy") or {}).get("type") if kind == "Deployment" else None
+    if strategy not in (None, "Recreate", "RollingUpdate"):
+        causes.append(unsupported("spec.strategy.type", strategy, ["Recreate", "RollingUpdate"]))
+    if strategy == "Recreate" and (spec.get("strategy") or {}).get("rollingUpdate"):
+        causes.append(forbidden("spec.strategy.rollingUpdate",
+                                "may not be specified when strategy `type` is 'Recreate'"))
     return causes
 
 
@@ -627,6 +675,9 @@ def validate_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) 
                 causes.append(invalid(f"spec.{f}", "", "field is immutable"))
         if ns.get("completions") != os_.get("completions"):
             causes.append(invalid("spec.completions", ns.get("completions"), "field is immutable"))
+    elif kind in ("Deployment", "ReplicaSet"):
+        if (new.get("spec") or {}).get("selector") != (old.get("spec") or {}).get("selector"):
+            causes.append(invalid("spec.selector", (new.get("spec") or {}).get("selector"), "field is immutable"))
     elif kind in ("ConfigMap", "Secret"):
         if old.get("immutable"):
             for f in ("data", "binaryData"):
