@@ -22,10 +22,11 @@ from shoal.clusters import ClusterController, ControllerSettings, MemoryProvisio
 from shoal.server._sealing import Sealer
 from shoal.store import Environment, Store
 from shoal.store._clusters import ClusterStore
-from tests.kubesim.fixtures import kubeconfig_path, kubesim
+from tests.deploy.conftest import helm
+from tests.kubesim.fixtures import kubeconfig_path, kubesim, kubesim_factory
 from tests.pg import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER, SKIP_REASON, postgres_available
 
-__all__ = ["kubeconfig_path", "kubesim"]
+__all__ = ["helm", "kubeconfig_path", "kubesim", "kubesim_factory"]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
