@@ -6,7 +6,13 @@ as a kubeconfig. Every object carries the ownership labels; deleting the namespa
 Class parameters: ``kubeconfig`` (admin access to the host cluster; in-cluster config when absent),
 ``context``, ``server`` (the API URL written into handed-over kubeconfigs), ``quota`` (ResourceQuota
 ``hard``), ``limits`` (LimitRange container ``default``/``defaultRequest``), ``clusterRole`` (default
-``edit``), ``serviceAccount`` (default ``shoal-user``), ``networkPolicy`` (default true).
+``edit``), ``serviceAccount`` (default ``shoal-user``), ``networkPolicy`` (default true); for a class with
+``installAgent``: ``agentImage`` (default the chart's image), ``agentServer`` (the control plane's URL as
+seen from inside the cluster; default the controller's), ``agentEnv`` (extra environment of the agent).
+
+``install_agent`` applies the shoal-agent chart's objects (``_agent_objects``) in the namespace — the
+agent runs there and executes its workflows there — labelled with the namespace's ownership labels;
+``remove_agent`` deletes them and returns once the agent's pod is gone.
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ from lightkube.resources.core_v1 import LimitRange, Namespace, ResourceQuota, Se
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
+from shoal.clusters._agent_objects import (
+    DEFAULT_IMAGE,
+    AgentChartValues,
+    apply_agent_objects,
+    remove_agent_objects,
+    render_agent_objects,
+)
 from shoal.clusters._provisioner import (
     AgentInstall,
     Credentials,
@@ -54,6 +67,9 @@ _KNOWN = {
     "clusterRole",
     "serviceAccount",
     "networkPolicy",
+    "agentImage",
+    "agentServer",
+    "agentEnv",
 }
 
 
@@ -77,7 +93,7 @@ class NamespaceProvisioner:
             f"parameters.{k}: unknown parameter of the namespace provisioner"
             for k in sorted(set(params) - _KNOWN)
         ]
-        for key in ("quota",):
+        for key in ("quota", "agentEnv"):
             if key in params and not isinstance(params[key], dict):
                 problems.append(f"parameters.{key}: expected a mapping")
         if "kubeconfig" in params and not Path(str(params["kubeconfig"])).expanduser().is_file():
@@ -263,12 +279,30 @@ class NamespaceProvisioner:
             raise _transient(exc) from exc
         return owned
 
-    async def install_agent(self, ext: str, params: dict[str, Any], agent: AgentInstall) -> None:
-        raise ProvisionerError(
-            "the namespace provisioner installs no agent: run one agent that executes in the namespace "
-            "(job.namespace: '{{ config.namespace }}'), or use a script provisioner that installs the chart",
-            permanent=True,
+    def _agent_values(
+        self, ext: str, params: dict[str, Any], agent: AgentInstall | None, owner: dict[str, str]
+    ) -> AgentChartValues:
+        return AgentChartValues(
+            namespace=ext,
+            server_url=str(params.get("agentServer") or (agent.server if agent else "")),
+            token=agent.token if agent else "",
+            name=agent.name if agent else "",
+            labels=dict(agent.labels) if agent else {},
+            image=str(params.get("agentImage") or DEFAULT_IMAGE),
+            extra_env={str(k): str(v) for k, v in (params.get("agentEnv") or {}).items()},
+            owner_labels=owner,
         )
 
+    async def install_agent(self, ext: str, params: dict[str, Any], agent: AgentInstall) -> None:
+        client, _ = self._client(params)
+        try:
+            ns = await client.get(Namespace, ext)
+        except Exception as exc:
+            raise _transient(exc) from exc
+        labels = (ns.metadata.labels if ns.metadata else None) or {}
+        owner = {k: labels[k] for k in (LABEL_CONTROLLER, LABEL_UID) if k in labels}
+        await apply_agent_objects(client, render_agent_objects(self._agent_values(ext, params, agent, owner)))
+
     async def remove_agent(self, ext: str, params: dict[str, Any], name: str) -> None:
-        return None
+        client, _ = self._client(params)
+        await remove_agent_objects(client, self._agent_values(ext, params, None, {}))
