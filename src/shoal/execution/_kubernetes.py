@@ -303,7 +303,10 @@ def render_execution(
     root_id = str(context.get("resource_root") or job.execution_id)
     resource_id = dns_label(str(context.get("resource_id") or job.execution_id))
     namespace = str(plan.job.get("namespace") or options.namespace or "default")
-    role = "execution" if resource_id == dns_label(job.execution_id) else "worker"
+    # A parallel worker or service instance (its context names the root execution) is a "worker",
+    # whatever its own execution id: its objects go with the root execution.
+    sub = bool(context.get("resource_root")) and str(context.get("resource_root")) != job.execution_id
+    role = "worker" if sub or resource_id != dns_label(job.execution_id) else "execution"
     labels = execution_labels(root_id, resource_id, plan.workflow, options, role)
     if not plan.containers:
         raise PreparationError("the workflow has nothing to run (no containers in the plan)")
@@ -755,6 +758,8 @@ class _Run:
     unschedulable_since: float | None = None
     watch_error: str = ""
     objects: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) to delete at the end
+    # set once the last container's log stream delivers: from then on a stop loses no line of it
+    tailing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake(self) -> None:
         changed, self.changed = self.changed, asyncio.Event()
@@ -939,6 +944,20 @@ class KubernetesRuntime:
             run.wake()
         await run.done.wait()
 
+    async def tailing(self, handle: ExecutionHandle, timeout: float) -> bool:
+        """Wait until the last container's log is being followed (so a ``stop`` now loses none of what
+        it prints), or the execution is over; False after ``timeout`` seconds."""
+        run = self._runs.get(handle.execution_id)
+        if run is None:
+            return True
+        waiters = {asyncio.ensure_future(run.tailing.wait()), asyncio.ensure_future(run.done.wait())}
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return bool(done)
+
     async def pod_ip(self, handle: ExecutionHandle) -> str | None:
         """The execution pod's IP once it has one (a watch event, not a poll); None if it ends first.
         Services are reached at their pod's IP."""
@@ -957,16 +976,20 @@ class KubernetesRuntime:
                 woken.cancel()
         return None
 
-    async def attach(self, execution_id: str) -> ExecutionHandle | None:
+    async def attach(self, execution_id: str, resource_id: str | None = None) -> ExecutionHandle | None:
         """Find an execution by its labels after a restart: follow it again (events already in the
-        event log are not repeated) or, when its pod is gone, close it as aborted."""
+        event log are not repeated) or, when its pod is gone, close it as aborted. A worker or service
+        instance is found by its ``resource_id`` (its Job's name)."""
         if execution_id in self._runs:
             run = self._runs[execution_id]
             return ExecutionHandle(execution_id, f"{run.namespace}/{run.job_name}", self.name)
         ws = self.workspace(execution_id)
         if ws.execution_file.exists():
             return ExecutionHandle(execution_id, str(ws.root), self.name)
-        selector = {LABEL_EXECUTION: label_value(execution_id), LABEL_ROLE: "execution"}
+        selector = (
+            {LABEL_RESOURCE: label_value(dns_label(resource_id))} if resource_id
+            else {LABEL_EXECUTION: label_value(execution_id), LABEL_ROLE: "execution"}
+        )
         found: tuple[str, dict[str, Any]] | None = None
         for namespace in self.namespaces:
             for cm in await self.client.list("ConfigMap", namespace=namespace, labels=selector):
@@ -1057,12 +1080,33 @@ class KubernetesRuntime:
     async def _cleanup(self, run: _Run) -> None:
         if self.keep_resources:
             return
-        for kind, name in reversed(run.objects):
+        objects = list(run.objects)
+        if run.labels.get(LABEL_ROLE) == "execution":
+            objects = [*await self._leftover_children(run), *objects]
+        for kind, name in reversed(objects):
             try:
                 await self.client.delete(kind, name, namespace=run.namespace, propagation="Background")  # type: ignore[arg-type]
             except KubeError as exc:  # left behind: labelled, so `kubectl delete -l` finds it
                 log.warning("cannot delete %s %s/%s: %s", kind, run.namespace, name, exc)
         run.objects.clear()
+
+    async def _leftover_children(self, run: _Run) -> list[tuple[str, str]]:
+        """Objects of this execution's workers and services still there when it ends (the toolkit that
+        started them was killed, or a service outlived the container that stopped following it):
+        they go with their execution. Two list calls (Jobs, ConfigMaps: what the agent's Role may
+        list), however many steps and instances; each ConfigMap names its Secret."""
+        selector = {LABEL_EXECUTION: label_value(run.job.execution_id), LABEL_ROLE: "worker"}
+        found: list[tuple[str, str]] = []
+        try:
+            for cm in await self.client.list("ConfigMap", namespace=run.namespace, labels=selector):
+                rid = str(cm["metadata"]["name"]).removesuffix("-shoal")
+                found.extend(_objects_of(cm, run.namespace, rid))
+            for job in await self.client.list("Job", namespace=run.namespace, labels=selector):
+                if ("Job", str(job["metadata"]["name"])) not in found:
+                    found.append(("Job", str(job["metadata"]["name"])))
+        except KubeError as exc:
+            log.warning("cannot list what %s's workers left: %s", run.job.execution_id, exc)
+        return found
 
     # ------------------------------------------------------------------ following
 
@@ -1230,7 +1274,10 @@ class KubernetesRuntime:
 
     async def _read_log(self, run: _Run, pod: str, container: str, progress: list[int]) -> None:
         seen = 0
+        last = bool(run.plan.containers) and container == run.plan.containers[-1].name
         async for chunk in self.client.log_stream(pod, namespace=run.namespace, container=container):
+            if last:
+                run.tailing.set()
             if seen + len(chunk) > progress[0]:
                 fresh = chunk[max(0, progress[0] - seen) :]
                 progress[0] += len(fresh)
@@ -1383,6 +1430,9 @@ def iter_names(objects: Iterable[Mapping[str, Any]]) -> list[str]:
 # ------------------------------------------------------------------------------------------ sub-plans
 
 
+_RECLAIM_TAIL_WAIT = 30.0  # s: how long a reclaim waits to be following the log before it stops the pod
+
+
 class KubernetesSubPlans:
     """The toolkit's ``SubPlanRunner`` inside an execution pod: every parallel worker and service
     instance runs as its own Job (resource id ``<parent>-<ref>-<n>``, labels of the root execution),
@@ -1391,6 +1441,8 @@ class KubernetesSubPlans:
     ``transfer`` files are staged in the parent and travel as content files of the instance (text
     files, within the ConfigMap limit); pausing instances is not supported.
     """
+
+    pod_addresses = True  # each instance is reached at its own pod's IP (an ``address`` record)
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = dict(env)
@@ -1473,13 +1525,48 @@ class KubernetesSubPlans:
 
         raise ToolkitError(f"cannot resume {job.execution_id}: pausing parallel workers is not supported on Kubernetes")
 
+    def reclaim(self, execution_id: str, workspace: Path, on_line: LineSink) -> tuple[str, bool]:
+        """An instance whose follower is gone (the container that ran ``run`` ended; its Job runs on):
+        find it by its labels, stop it if it still runs, replay its whole log into ``on_line``.
+        ``(final status, whether it was still running)``; ``("gone", False)`` when nothing is found."""
+        runtime = KubernetesRuntime.from_env(self.env, home=workspace / "home")
+        plan_file = runtime.workspace(execution_id).plan_file
+        if not plan_file.exists():  # never started
+            return "gone", False
+        resource_id = str(json.loads(plan_file.read_text()).get("context", {}).get("resource_id") or execution_id)
+
+        async def main() -> tuple[str, bool]:
+            try:
+                handle = await runtime.attach(execution_id, resource_id)
+                if handle is None:
+                    return "gone", False
+                running = not runtime.workspace(execution_id).execution_file.exists()
+                if running:
+                    await runtime.tailing(handle, timeout=_RECLAIM_TAIL_WAIT)
+                    await runtime.stop(handle)
+                async for event in runtime.observe(handle):
+                    if event.type == "log" and event.line is not None:
+                        on_line(event.line)
+                outcome = await runtime.wait(handle)
+                return outcome.status, running
+            finally:
+                await runtime.close()
+
+        return asyncio.run(main())
+
 
 def _forward(
     event: ExecutionEvent, operations: set[str], on_line: LineSink, on_record: RecordSink | None
 ) -> None:
-    """What the toolkit wants to hear of a sub-plan: its log lines, operation starts, artifacts."""
+    """What the toolkit wants to hear of a sub-plan: its log lines (and why it could not start or was
+    aborted, which no log line says), operation starts, artifacts."""
     if event.type == "log" and event.line is not None:
         on_line(event.line)
+    elif event.details and (
+        (event.type == "initialization" and event.status == "failed")
+        or (event.type == "status" and event.status in ("aborted", "canceled"))
+    ):
+        on_line(f"{'initialization failed' if event.type == 'initialization' else event.status}: {event.details}")
     elif on_record is None:
         return
     elif event.type == "step" and event.status == "running" and event.ref in operations:

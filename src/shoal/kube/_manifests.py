@@ -18,7 +18,7 @@ LABEL_EXECUTION = f"{LABEL_PREFIX}/execution"  # the execution id (root for work
 LABEL_RESOURCE = f"{LABEL_PREFIX}/resource"  # the resource id of this Job (execution id, or <id>-<ref>-<n>)
 LABEL_WORKFLOW = f"{LABEL_PREFIX}/workflow"
 LABEL_AGENT = f"{LABEL_PREFIX}/agent"
-LABEL_ROLE = f"{LABEL_PREFIX}/role"  # execution | worker | service
+LABEL_ROLE = f"{LABEL_PREFIX}/role"  # execution | worker (a parallel worker or a service instance)
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "shoal"
 

@@ -6,12 +6,19 @@ outlives ``services-start``: a detached process (``python -m shoal.execution._to
 ``$SHOAL_DIR/state/supervisors/<start ref>/``. It stops everything on SIGTERM, on a ``stop`` file,
 or when the execution is over (``$SHOAL_WORKSPACE/execution.json`` exists).
 
-Each instance gets a loopback address of its own (``SERVICE_IP``, in 127.0.0.0/8) and a free port on it
-(``SERVICE_PORT``) in its environment. A service listening on its usual port on all interfaces is
+Locally, each instance gets a loopback address of its own (``SERVICE_IP``, in 127.0.0.0/8) and a free
+port on it (``SERVICE_PORT``) in its environment. A service listening on its usual port on all interfaces is
 reached at ``SERVICE_IP:<usual port>`` (so ``http://{{ services.web.0.ip }}/`` works as in a cluster
 when one instance listens); several instances should bind ``$SERVICE_IP`` (or ``$SERVICE_PORT``).
 Once ready, ``services.<name>.<index>.ip`` and ``.port`` are published as files ``$SHOAL_DIR/state/services/<name>/<index>/{ip,port,description}`` (and in
 ``$SHOAL_DIR/state/services.json``) for later steps.
+
+Inside a Kubernetes execution (``SHOAL_RUNTIME=kubernetes``) every instance is a Job and Pod of its own
+(``KubernetesSubPlans``): its address is its pod's IP (reported by the runner as an ``address`` record),
+probes go from this pod to that IP (``httpGet`` and ``tcpSocket`` with a numeric port; ``exec`` probes
+would have to run inside the service's container and are refused), and no ``SERVICE_IP``/``SERVICE_PORT``
+is set. The supervisor lives in the container that started the services: when that container ends first,
+the Jobs run on, and ``services-stop`` finds each one by its labels, stops it and collects its whole log.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from shoal.execution._local import process_start_time
 from shoal.workflow._plan import EnvVar, Plan
@@ -39,10 +46,12 @@ from ._git import parse_duration
 from ._probes import ProbeTiming, free_port, loopback_ip, run_probe
 from ._subplans import (
     InstanceSource,
+    LineSink,
     SubJob,
     SubPlanRunner,
     children_root,
     condition_holds,
+    default_subplans,
     secrets_for,
     sub_execution_id,
     transfer_into,
@@ -56,6 +65,18 @@ RESTART_BACKOFF_S = 0.1  # restartPolicy OnFailure: first delay, doubled up to t
 RESTART_BACKOFF_MAX_S = 10.0
 
 Launcher = Callable[[Path], None]
+
+
+class Reclaimer(Protocol):
+    def reclaim(self, execution_id: str, workspace: Path, on_line: LineSink) -> tuple[str, bool]:
+        """Find an instance left running by a supervisor that is gone, stop it if it still runs and
+        replay its whole log into ``on_line``: ``(final status, whether it was still running)``."""
+        ...
+
+
+def pod_addresses(runner: SubPlanRunner) -> bool:
+    """Whether the runner gives each instance an address of its own (a pod IP) that it reports."""
+    return bool(getattr(runner, "pod_addresses", False))
 
 
 def supervisor_dir(shoal_dir: Path, start_ref: str) -> Path:
@@ -116,12 +137,19 @@ def supervise(directory: Path, runner: SubPlanRunner, env: Mapping[str, str]) ->
                 log.write(line + "\n")
                 log.flush()
 
+            known: dict[str, Any] = {}  # what this attempt reported: its address, that it started
+
             def on_record(kind: str, value: dict[str, Any]) -> None:
-                del value
                 if kind == "started":  # the service's own process runs: probes may start
-                    _write_json(status_file, {"status": "running", "started": True, "restarts": attempt})
+                    known["started"] = True
+                elif kind == "address":  # its pod's IP (Kubernetes)
+                    known["ip"] = str(value.get("ip") or "")
+                else:
+                    return
+                _write_json(status_file, {"status": "running", "restarts": attempt, **known})
 
             while True:
+                known.clear()
                 _write_json(status_file, {"status": "running", "restarts": attempt})
                 # A restart is a fresh execution (its own id and workspace), as a restarted container is.
                 suffix = f"-r{attempt}" if attempt else ""
@@ -193,14 +221,18 @@ def _publish(run: ToolkitRun, slot: Slot) -> None:
     base = run.state_dir / "services" / slot.name / str(slot.index)
     base.mkdir(parents=True, exist_ok=True)
     (base / "ip").write_text(slot.ip)
-    (base / "port").write_text(str(slot.port))
+    if slot.port:
+        (base / "port").write_text(str(slot.port))
     (base / "description").write_text(slot.description)
     index_file = run.state_dir / "services.json"
     data = _read_json(index_file) or {}
     entries = data.setdefault(slot.name, [])
     while len(entries) <= slot.index:
         entries.append(None)
-    entries[slot.index] = {"ip": slot.ip, "port": slot.port, "description": slot.description}
+    entry: dict[str, Any] = {"ip": slot.ip, "description": slot.description}
+    if slot.port:
+        entry["port"] = slot.port
+    entries[slot.index] = entry
     _write_json(index_file, data)
 
 
@@ -208,8 +240,11 @@ def _instance_state(directory: Path, slot: Slot) -> dict[str, Any]:
     return _read_json(directory / f"{slot.key}.status.json") or {"status": "queued"}
 
 
-def _await_ready(run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str, Any]) -> tuple[bool, str]:
-    """Wait for one instance: probe success, or alive after the grace window without a probe."""
+def _await_ready(
+    run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str, Any], pods: bool = False
+) -> tuple[bool, str]:
+    """Wait for one instance: probe success, or alive after the grace window without a probe.
+    With ``pods``, the instance's address is its pod's IP, known once the supervisor heard it."""
     timeout_s = parse_duration(spec.get("timeout"), DEFAULT_TIMEOUT_S)
     deadline = time.monotonic() + timeout_s
     probe = spec.get("readinessProbe")
@@ -221,7 +256,10 @@ def _await_ready(run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str
         return status if status not in ("queued", "running") else None
 
     def started() -> bool:
-        return bool(_instance_state(directory, slot).get("started"))
+        state = _instance_state(directory, slot)
+        if pods and state.get("ip"):
+            slot.ip = str(state["ip"])
+        return bool(state.get("started")) and (bool(slot.ip) or not pods)
 
     def pause(seconds: float) -> str | None:
         until = min(deadline, time.monotonic() + seconds)
@@ -271,18 +309,40 @@ def _await_ready(run: ToolkitRun, directory: Path, slot: Slot, spec: Mapping[str
         status = pause(timing.period_s)
 
 
+def _check_remote_probe(name: str, probe: Any) -> None:
+    """From this pod, a probe can only reach the service's pod over the network."""
+    if not probe:
+        return
+    if "exec" in probe:
+        raise ToolkitError(
+            f"services.{name}.readinessProbe.exec: an exec probe runs inside the service's container, "
+            "which the toolkit cannot do on Kubernetes; use httpGet or tcpSocket (they reach the pod's IP)"
+        )
+    for kind in ("httpGet", "tcpSocket"):
+        port = (probe.get(kind) or {}).get("port") if kind in probe else None
+        if kind in probe and not str(port if port is not None else "").strip().isdigit():
+            raise ToolkitError(
+                f"services.{name}.readinessProbe.{kind}.port: expected the port number the service listens "
+                f"on, got {port!r} (on Kubernetes there is no SERVICE_PORT a name could stand for)"
+            )
+
+
 def run_services_start(
     run: ToolkitRun,
     source: InstanceSource | None = None,
     runner: SubPlanRunner | None = None,
     launcher: Launcher | None = None,
 ) -> int:
-    from ._subplans import CompilerInstances, LocalSubPlans
+    from ._subplans import CompilerInstances
 
     source = source or CompilerInstances()
-    runner = runner or LocalSubPlans(run.env)
+    runner = runner or default_subplans(run.env)
     launcher = launcher or spawn_supervisor(run.env)
     services: dict[str, Any] = run.spec.get("services") or {}
+    pods = pod_addresses(runner)
+    if pods:
+        for name, spec in services.items():
+            _check_remote_probe(name, (spec or {}).get("readinessProbe"))
     directory = supervisor_dir(run.shoal_dir, run.ref)
     if directory.exists():  # an earlier attempt of this stage (retry): its services go first
         _stop(run, directory)
@@ -293,8 +353,11 @@ def run_services_start(
     items: list[dict[str, Any]] = []
     for name in services:
         for inst in source.services(run, name):
-            ip = loopback_ip(f"{run.env.get('SHOAL_EXECUTION_ID', '')}/{run.ref}/{name}", inst.index)
-            port = free_port(ip)
+            if pods:  # known once its pod has one
+                ip, port = "", 0
+            else:
+                ip = loopback_ip(f"{run.env.get('SHOAL_EXECUTION_ID', '')}/{run.ref}/{name}", inst.index)
+                port = free_port(ip)
             slot = Slot(
                 name=name,
                 index=inst.index,
@@ -305,7 +368,8 @@ def run_services_start(
                 data="",
                 description=inst.description,
             )
-            job = SubJob(slot.execution_id, _with_address(inst.plan, ip, port), Path(slot.workspace))
+            plan = inst.plan if pods else _with_address(inst.plan, ip, port)
+            job = SubJob(slot.execution_id, plan, Path(slot.workspace))
             mounts = runner.prepare(job)
             slot.data = str(mounts.host("/data"))
             transfer_into(run, inst.spec, mounts, f"{name} #{inst.index}:")
@@ -317,14 +381,15 @@ def run_services_start(
                     "restartPolicy": inst.spec.get("restartPolicy") or "Never",
                 }
             )
-            run.log(f"Starting service {name} #{inst.index} on {ip} (SERVICE_PORT {port})")
+            where = "in a pod of its own" if pods else f"on {ip} (SERVICE_PORT {port})"
+            run.log(f"Starting service {name} #{inst.index} {where}")
     _write_json(
         directory / "instances.json",
         {"instances": items, "secret_names": sorted(secrets_for(run))},
     )
     launcher(directory)
     with ThreadPoolExecutor(max_workers=max(1, len(slots))) as pool:
-        results = list(pool.map(lambda s: _await_ready(run, directory, s[0], s[1]), slots))
+        results = list(pool.map(lambda s: _await_ready(run, directory, s[0], s[1], pods), slots))
     failed = False
     for (slot, _spec), (ok, why) in zip(slots, results, strict=True):
         if ok:
@@ -436,11 +501,16 @@ def run_services_stop(run: ToolkitRun) -> int:
     logs: dict[str, Any] = {n: (s or {}).get("logs") for n, s in specs.items()}
     logs.update(run.spec.get("logs") or {})
     _stop(run, directory)
+    orphans = _reclaimer(run, directory)
     failed = False
     for item in listing["instances"]:
         slot = Slot(**item["slot"])
         state = _instance_state(directory, slot)
         status = str(state.get("status"))
+        if orphans is not None and status in ("queued", "running"):
+            run.log(f"Service {slot.name} #{slot.index} outlived its supervisor: stopping it where it runs")
+            status, stopped = _reclaim(orphans, directory, slot, state)
+            state = {"status": status, "stopped": stopped}
         died = status not in ("passed", "queued", "running") and not state.get("stopped")
         final = "failed" if died else "passed"
         if died:
@@ -461,9 +531,34 @@ def run_services_stop(run: ToolkitRun) -> int:
     return 1 if failed else 0
 
 
-def _main(argv: list[str]) -> int:
-    from ._subplans import LocalSubPlans
+def _reclaimer(run: ToolkitRun, directory: Path) -> Reclaimer | None:
+    """The runner that can take over instances whose supervisor ended before stopping them (its
+    container ended: the instances' Jobs run on), when there are such instances."""
+    if (directory / "done").exists():
+        return None
+    runner = default_subplans(run.env)
+    return runner if hasattr(runner, "reclaim") else None  # type: ignore[return-value]
 
+
+def _reclaim(runner: Reclaimer, directory: Path, slot: Slot, state: Mapping[str, Any]) -> tuple[str, bool]:
+    """Stop one orphaned instance (its latest attempt) and put its whole log where the supervisor
+    kept it: ``(status, stopped by us)``."""
+    attempt = int(state.get("restarts") or 0)
+    suffix = f"-r{attempt}" if attempt else ""
+    with (directory / f"{slot.key}.log").open("w", encoding="utf-8") as log:
+
+        def on_line(line: str) -> None:
+            log.write(line + "\n")
+
+        try:
+            status, running = runner.reclaim(slot.execution_id + suffix, Path(slot.workspace + suffix), on_line)
+        except Exception as exc:  # said in the log and the result; the other instances go on
+            log.write(f"cannot stop this instance: {exc}\n")
+            return f"unknown ({exc})", False
+    return ("passed" if running else status), running
+
+
+def _main(argv: list[str]) -> int:
     directory = Path(argv[0])
     env = dict(os.environ)
 
@@ -472,7 +567,7 @@ def _main(argv: list[str]) -> int:
         (directory / "stop").write_text("")
 
     signal.signal(signal.SIGTERM, on_term)
-    supervise(directory, LocalSubPlans(env), env)
+    supervise(directory, default_subplans(env), env)
     return 0
 
 
