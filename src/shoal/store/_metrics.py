@@ -3,27 +3,34 @@
 Per key (an agent label such as ``cluster``, or the agent name): latest status, pass rate, flip rate,
 duration percentiles; a daily trend; recent groups; and which steps fail most, on which keys.
 
-Kept cheap at 100,000+ executions: one GROUP BY scan (the flip of each run against the same agent's
-previous run is recorded when the fact is written, so no window over the whole set is needed), the
-latest status per key from the small ``latest_facts`` table, percentiles with PostgreSQL's
-``percentile_cont`` (computed from sorted durations on SQLite), recent groups from the newest rows only.
+Kept cheap at 100,000+ executions by never reading every execution of the window: ``fact_days`` holds
+each (UTC day, agent, labels) of a workflow rolled up as facts are written (counts, flips, and the exact
+durations), so the whole days of a window are a few rows per agent and day; only the window's first,
+partial day is aggregated from ``execution_facts`` (along its (env, workflow, time) index). Percentiles
+are computed here from the exact durations, the same way on SQLite and PostgreSQL. The latest status per
+key comes from the small ``latest_facts`` table, recent groups from the newest rows only.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shoal.store._models import ExecutionFact, LatestFact, StepFact
+from shoal.store._models import ExecutionFact, FactDay, LatestFact, StepFact
 
 RECENT_ROWS_FOR_GROUPS = 2000
 GROUPS_SHOWN = 20
+FACT_DAY_KEY = ("env_id", "workflow_name", "day", "agent_name", "labels_digest")
+_COUNTS = ("runs", "passed", "flips", "pairs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +41,105 @@ class MetricsQuery:
     by: str | None = None  # agent label; None: agent name
 
 
+# ------------------------------------------------------------------------------------ the day rollup
+
+
+def labels_digest(labels: Mapping[str, Any] | None) -> str:
+    """Identifies a label set in ``fact_days`` (the same labels in any order give the same digest)."""
+    text = json.dumps(dict(labels or {}), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def utc_day(ts: datetime) -> date:
+    """The UTC day of a timestamp (naive ones, as SQLite returns them, are UTC already)."""
+    return (ts.astimezone(UTC) if ts.tzinfo is not None else ts).date()
+
+
+def fact_day_row(fact: Mapping[Any, Any]) -> dict[str, Any]:
+    """What one execution fact (the column values of ``execution_facts``) adds to its ``fact_days`` row."""
+    duration = fact.get("duration_ms")
+    labels = fact.get("agent_labels") or {}
+    return {
+        "env_id": fact["env_id"],
+        "workflow_name": fact["workflow_name"],
+        "day": utc_day(fact["scheduled_at"]),
+        "agent_name": fact.get("agent_name") or "",
+        "labels_digest": labels_digest(labels),
+        "agent_labels": labels,
+        "runs": 1,
+        "passed": 1 if fact["status"] == "passed" else 0,
+        "flips": 1 if fact.get("flipped") else 0,
+        "pairs": 1 if fact.get("has_previous") else 0,
+        "durations": [] if duration is None else [int(duration)],
+    }
+
+
+def fold_fact_days(facts: Iterable[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+    """The ``fact_days`` rows of a set of facts (for a backfill or a rebuild after a bulk load)."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for fact in facts:
+        row = fact_day_row(fact)
+        key = tuple(row[k] for k in FACT_DAY_KEY)
+        have = out.get(key)
+        if have is None:
+            out[key] = row
+            continue
+        for column in _COUNTS:
+            have[column] += row[column]
+        have["durations"] += row["durations"]
+    return list(out.values())
+
+
+async def add_fact_day(session: AsyncSession, fact: Mapping[str, Any]) -> None:
+    """Add a newly written fact to its day (call once per fact, in the transaction that inserted it).
+
+    An upsert, so writers on several servers add up instead of overwriting each other.
+    """
+    row = fact_day_row(fact)
+    table: Table = FactDay.__table__  # type: ignore[assignment]
+    is_pg = session.get_bind().dialect.name == "postgresql"
+    stmt = (postgresql.insert if is_pg else sqlite.insert)(table).values(row)
+    new = stmt.excluded
+    sets: dict[str, Any] = {c: table.c[c] + new[c] for c in _COUNTS}
+    if row["durations"]:
+        if is_pg:
+            sets["durations"] = table.c.durations.op("||")(new.durations)
+        else:
+            sets["durations"] = func.json_insert(table.c.durations, "$[#]", row["durations"][0])
+    await session.execute(stmt.on_conflict_do_update(index_elements=list(FACT_DAY_KEY), set_=sets))
+
+
+async def rebuild_fact_days(session: AsyncSession, env_id: str) -> int:
+    """Recompute an environment's ``fact_days`` from its facts (after facts were loaded in bulk, bypassing
+    ingest). Returns the number of rows written."""
+    f = ExecutionFact
+    columns = (
+        f.env_id,
+        f.workflow_name,
+        f.scheduled_at,
+        f.agent_name,
+        f.agent_labels,
+        f.status,
+        f.flipped,
+        f.has_previous,
+        f.duration_ms,
+    )
+    result = await session.execute(select(*columns).where(f.env_id == env_id))
+    rows = fold_fact_days(r._mapping for r in result)
+    await session.execute(delete(FactDay).where(FactDay.env_id == env_id))
+    for start in range(0, len(rows), 2000):
+        await session.execute(insert(FactDay), rows[start : start + 2000])
+    return len(rows)
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
 def _key(table: Any, by: str | None) -> ColumnElement[Any]:
-    if by is None:
-        return func.coalesce(table.agent_name, literal("(none)"))
-    return func.coalesce(table.agent_labels[by].as_string(), literal("(none)"))
+    if by is not None:
+        return func.coalesce(table.agent_labels[by].as_string(), literal("(none)"))
+    name = func.nullif(table.agent_name, "") if table is FactDay else table.agent_name
+    return func.coalesce(name, literal("(none)"))
 
 
 def _label_key(agent_name: str | None, labels: dict[str, Any] | None, by: str | None) -> str:
@@ -47,7 +149,8 @@ def _label_key(agent_name: str | None, labels: dict[str, Any] | None, by: str | 
     return "(none)" if value is None else str(value)
 
 
-def _percentile(values: list[int], q: float) -> float | None:
+def _percentile(values: Sequence[int], q: float) -> float | None:
+    """Linear interpolation between the closest ranks (PostgreSQL's ``percentile_cont``) of sorted values."""
     if not values:
         return None
     pos = (len(values) - 1) * q
@@ -71,19 +174,94 @@ def _scope(q: MetricsQuery) -> ColumnElement[bool]:
     return and_(f.env_id == q.env_id, f.workflow_name == q.workflow, f.scheduled_at >= q.since)
 
 
+def _as_ints(value: Any) -> list[int]:
+    """An aggregated list of durations: a list (PostgreSQL arrays), JSON text (SQLite) or NULL."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = json.loads(value)
+    return [int(v) for v in value if v is not None]
+
+
+@dataclass(slots=True)
+class _Tally:
+    runs: int = 0
+    passed: int = 0
+    flips: int = 0
+    pairs: int = 0
+    durations: list[int] = field(default_factory=list)
+
+    def add(self, runs: int, passed: int, flips: int, pairs: int, durations: list[int]) -> None:
+        self.runs += runs
+        self.passed += passed
+        self.flips += flips
+        self.pairs += pairs
+        self.durations += durations
+
+
+# (key, day, runs, passed, flips, pairs, durations)
+_Part = tuple[str, date, int, int, int, int, list[int]]
+
+
 async def workflow_metrics(sessions: async_sessionmaker[AsyncSession], q: MetricsQuery) -> dict[str, Any]:
     """The parts are independent queries: run them at once, each on its own connection."""
+    if q.since.tzinfo is not None:
+        q = MetricsQuery(q.env_id, q.workflow, q.since.astimezone(UTC), q.by)
 
     async def part(fn: Any) -> Any:
         async with sessions() as session:
             return await fn(session, q)
 
-    per_key, overall, trend, groups, steps = await asyncio.gather(
-        part(_per_key), part(_overall_percentiles), part(_trend), part(_groups), part(_steps)
+    whole_days, first_day, latest, groups, steps = await asyncio.gather(
+        part(_whole_days), part(_first_day), part(_latest), part(_groups), part(_steps)
     )
-    rows, totals = per_key
-    if overall is not None:  # PostgreSQL: the overall percentiles sort in their own query, in parallel
-        totals["durationP50Ms"], totals["durationP95Ms"] = overall
+    per_key: dict[str, _Tally] = {}
+    per_day: dict[date, _Tally] = {}
+    for key, day, runs, passed, flips, pairs, durations in [*first_day, *whole_days]:
+        per_key.setdefault(key, _Tally()).add(runs, passed, flips, pairs, durations)
+        per_day.setdefault(day, _Tally()).add(runs, passed, 0, 0, durations)
+
+    rows = []
+    total = _Tally()
+    for key in sorted(per_key):
+        t = per_key[key]
+        t.durations.sort()
+        total.add(t.runs, t.passed, t.flips, t.pairs, t.durations)
+        last = latest.get(key)
+        rows.append(
+            {
+                "key": key,
+                "latestStatus": last.status if last else None,
+                "latestExecutionId": last.execution_id if last else None,
+                "latestAt": _iso(last.scheduled_at) if last else None,
+                "executions": t.runs,
+                "passed": t.passed,
+                "failed": t.runs - t.passed,
+                "passRate": _rate(t.passed, t.runs),
+                "flipRate": _rate(t.flips, t.pairs) or 0.0,
+                "durationP50Ms": _percentile(t.durations, 0.5),
+                "durationP95Ms": _percentile(t.durations, 0.95),
+            }
+        )
+    total.durations.sort()  # sorted runs, one per key: a merge for timsort
+    totals = {
+        "executions": total.runs,
+        "passed": total.passed,
+        "failed": total.runs - total.passed,
+        "passRate": _rate(total.passed, total.runs),
+        "flipRate": _rate(total.flips, total.pairs) or 0.0,
+        "durationP50Ms": _percentile(total.durations, 0.5),
+        "durationP95Ms": _percentile(total.durations, 0.95),
+    }
+    trend = [
+        {
+            "day": day.isoformat(),
+            "executions": t.runs,
+            "passRate": _rate(t.passed, t.runs),
+            "durationAvgMs": sum(t.durations) / len(t.durations) if t.durations else None,
+        }
+        for day, t in sorted(per_day.items())
+    ]
     return {
         "workflow": q.workflow,
         "since": q.since.isoformat(),
@@ -96,38 +274,50 @@ async def workflow_metrics(sessions: async_sessionmaker[AsyncSession], q: Metric
     }
 
 
-async def _per_key(session: AsyncSession, q: MetricsQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    f = ExecutionFact
-    is_pg = session.get_bind().dialect.name == "postgresql"
-    scope = _scope(q)
-    key = _key(f, q.by).label("key")
-
-    cols: list[Any] = [
-        key,
-        func.count().label("n"),
-        func.sum(case((f.status == "passed", 1), else_=0)).label("passed"),
-        func.sum(case((f.flipped, 1), else_=0)).label("flips"),
-        func.sum(case((f.has_previous, 1), else_=0)).label("pairs"),
+async def _whole_days(session: AsyncSession, q: MetricsQuery) -> list[_Part]:
+    """The days after the window's first one, from the rollup."""
+    d = FactDay
+    query = select(_key(d, q.by), d.day, d.runs, d.passed, d.flips, d.pairs, d.durations).where(
+        d.env_id == q.env_id, d.workflow_name == q.workflow, d.day > utc_day(q.since)
+    )
+    return [
+        (str(r[0]), r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5]), _as_ints(r[6]))
+        for r in (await session.execute(query)).all()
     ]
-    if is_pg:
-        cols += [
-            func.percentile_cont(0.5).within_group(f.duration_ms).label("p50"),
-            func.percentile_cont(0.95).within_group(f.duration_ms).label("p95"),
-        ]
-    grouped = select(*cols).where(scope).group_by(key)
-    rows = (await session.execute(grouped)).all()
 
-    durations: dict[str, list[int]] = defaultdict(list)
-    if not is_pg:
-        for r in (
-            await session.execute(
-                select(key, f.duration_ms).where(scope, f.duration_ms.is_not(None)).order_by(f.duration_ms)
-            )
-        ).all():
-            durations[r.key].append(int(r.duration_ms))
 
-    latest: dict[str, Any] = {}
-    latest_rows = (
+async def _first_day(session: AsyncSession, q: MetricsQuery) -> list[_Part]:
+    """The window's first day, from ``since`` to the next UTC midnight, aggregated from the facts."""
+    f = ExecutionFact
+    day = utc_day(q.since)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+    has_duration = f.duration_ms.is_not(None)
+    if session.get_bind().dialect.name == "postgresql":
+        durations: Any = func.array_agg(f.duration_ms).filter(has_duration)
+    else:
+        durations = func.json_group_array(f.duration_ms).filter(has_duration)
+    key = _key(f, q.by).label("key")
+    query = (
+        select(
+            key,
+            func.count(),
+            func.sum(case((f.status == "passed", 1), else_=0)),
+            func.sum(case((f.flipped, 1), else_=0)),
+            func.sum(case((f.has_previous, 1), else_=0)),
+            durations,
+        )
+        .where(_scope(q), f.scheduled_at < end)
+        .group_by(key)
+    )
+    return [
+        (str(r[0]), day, int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0), _as_ints(r[5]))
+        for r in (await session.execute(query)).all()
+    ]
+
+
+async def _latest(session: AsyncSession, q: MetricsQuery) -> dict[str, LatestFact]:
+    latest: dict[str, LatestFact] = {}
+    rows = (
         await session.execute(
             select(LatestFact).where(
                 LatestFact.env_id == q.env_id,
@@ -136,101 +326,11 @@ async def _per_key(session: AsyncSession, q: MetricsQuery) -> tuple[list[dict[st
             )
         )
     ).scalars()
-    for lf in latest_rows:
+    for lf in rows:
         k = _label_key(lf.agent_name, lf.agent_labels, q.by)
         if k not in latest or lf.scheduled_at > latest[k].scheduled_at:
             latest[k] = lf
-
-    out_rows = []
-    totals: dict[str, Any] = {"n": 0, "passed": 0, "flips": 0, "pairs": 0, "p50": None, "p95": None}
-    for r in rows:
-        n, p, fl, pr = int(r.n), int(r.passed or 0), int(r.flips or 0), int(r.pairs or 0)
-        totals["n"] += n
-        totals["passed"] += p
-        totals["flips"] += fl
-        totals["pairs"] += pr
-        last = latest.get(r.key)
-        out_rows.append(
-            {
-                "key": r.key,
-                "latestStatus": last.status if last else None,
-                "latestExecutionId": last.execution_id if last else None,
-                "latestAt": _iso(last.scheduled_at) if last else None,
-                "executions": n,
-                "passed": p,
-                "failed": n - p,
-                "passRate": _rate(p, n),
-                "flipRate": _rate(fl, pr) or 0.0,
-                "durationP50Ms": float(r.p50)
-                if is_pg and r.p50 is not None
-                else _percentile(durations[r.key], 0.5),
-                "durationP95Ms": float(r.p95)
-                if is_pg and r.p95 is not None
-                else _percentile(durations[r.key], 0.95),
-            }
-        )
-    out_rows.sort(key=lambda row: str(row["key"]))
-    if not is_pg:
-        every = sorted(d for values in durations.values() for d in values)
-        totals["p50"], totals["p95"] = _percentile(every, 0.5), _percentile(every, 0.95)
-    summary = {
-        "executions": totals["n"],
-        "passed": totals["passed"],
-        "failed": totals["n"] - totals["passed"],
-        "passRate": _rate(totals["passed"], totals["n"]),
-        "flipRate": _rate(totals["flips"], totals["pairs"]) or 0.0,
-        "durationP50Ms": totals["p50"],
-        "durationP95Ms": totals["p95"],
-    }
-    return out_rows, summary
-
-
-async def _overall_percentiles(
-    session: AsyncSession, q: MetricsQuery
-) -> tuple[float | None, float | None] | None:
-    if session.get_bind().dialect.name != "postgresql":
-        return None  # SQLite: computed from the per-key durations
-    f = ExecutionFact
-    row = (
-        await session.execute(
-            select(
-                func.percentile_cont(0.5).within_group(f.duration_ms),
-                func.percentile_cont(0.95).within_group(f.duration_ms),
-            ).where(_scope(q))
-        )
-    ).one()
-    return (
-        float(row[0]) if row[0] is not None else None,
-        float(row[1]) if row[1] is not None else None,
-    )
-
-
-async def _trend(session: AsyncSession, q: MetricsQuery) -> list[dict[str, Any]]:
-    f = ExecutionFact
-    is_pg = session.get_bind().dialect.name == "postgresql"
-    scope = _scope(q)
-    day = func.date_trunc("day", f.scheduled_at) if is_pg else func.date(f.scheduled_at)
-    return [
-        {
-            "day": _iso(r.day)[:10] if r.day is not None else None,  # type: ignore[index]
-            "executions": int(r.n),
-            "passRate": _rate(int(r.passed or 0), int(r.n)),
-            "durationAvgMs": float(r.avg_ms) if r.avg_ms is not None else None,
-        }
-        for r in (
-            await session.execute(
-                select(
-                    day.label("day"),
-                    func.count().label("n"),
-                    func.sum(case((f.status == "passed", 1), else_=0)).label("passed"),
-                    func.avg(f.duration_ms).label("avg_ms"),
-                )
-                .where(scope)
-                .group_by(day)
-                .order_by(day)
-            )
-        ).all()
-    ]
+    return latest
 
 
 async def _groups(session: AsyncSession, q: MetricsQuery) -> list[dict[str, Any]]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -18,11 +19,13 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Label maps read by aggregation: binary JSON on PostgreSQL (see migration 0004).
 LABELS_JSON = JSON().with_variant(JSONB(), "postgresql")
+# A list of durations: a native bigint array on PostgreSQL (appended to in place), a JSON array on SQLite.
+DURATIONS = JSON().with_variant(ARRAY(BigInteger), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -228,3 +231,24 @@ class StepFact(Base):
     agent_name: Mapped[str | None] = mapped_column(String(253), nullable=True)
     agent_labels: Mapped[dict[str, Any]] = mapped_column(LABELS_JSON, default=dict)
     scheduled_at: Mapped[datetime]
+
+
+class FactDay(Base):
+    """Execution facts rolled up per UTC day, workflow and agent (with its labels), kept up to date as each
+    fact is written (see ``shoal.store._metrics``). A summary over N days reads a few rows per agent and
+    day instead of every execution; ``durations`` keeps the exact values for percentiles. Rows are keyed by
+    a digest of the labels, so runs of one agent under other labels stay apart.
+    """
+
+    __tablename__ = "fact_days"
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), primary_key=True)
+    workflow_name: Mapped[str] = mapped_column(String(253), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    agent_name: Mapped[str] = mapped_column(String(253), primary_key=True)  # "" for no agent
+    labels_digest: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agent_labels: Mapped[dict[str, Any]] = mapped_column(LABELS_JSON, default=dict)
+    runs: Mapped[int] = mapped_column(BigInteger)
+    passed: Mapped[int] = mapped_column(BigInteger)
+    flips: Mapped[int] = mapped_column(BigInteger)
+    pairs: Mapped[int] = mapped_column(BigInteger)
+    durations: Mapped[list[int]] = mapped_column(DURATIONS)  # non-null durations (ms), in no order

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shoal.store._db import create_engine, database_url, is_sqlite, migrate, shoal_home
 from shoal.store._errors import Conflict, NotFound, StoreError
-from shoal.store._metrics import MetricsQuery, workflow_metrics
+from shoal.store._metrics import MetricsQuery, add_fact_day, workflow_metrics
 from shoal.store._models import (
     Agent,
     Artifact,
@@ -31,6 +31,7 @@ from shoal.store._models import (
     Execution,
     ExecutionEvent,
     ExecutionFact,
+    FactDay,
     LatestFact,
     Organization,
     Resource,
@@ -219,7 +220,8 @@ class Store:
                     await s.execute(delete(ExecutionEvent).where(ExecutionEvent.execution_id.in_(chunk)))
                     await s.execute(delete(Artifact).where(Artifact.execution_id.in_(chunk)))
             await s.execute(delete(Execution).where(Execution.env_id == env_id))
-            for table in (Agent, Resource, WorkflowCounter, Token, ExecutionFact, StepFact, LatestFact):
+            facts = (ExecutionFact, StepFact, LatestFact, FactDay)
+            for table in (Agent, Resource, WorkflowCounter, Token, *facts):
                 await s.execute(delete(table).where(table.env_id == env_id))
             await s.execute(delete(Environment).where(Environment.id == env_id))
         return ids
@@ -809,7 +811,14 @@ class Store:
                         where=LatestFact.scheduled_at <= stmt.excluded.scheduled_at,
                     )
                 )
-            await s.execute(self._insert(ExecutionFact).values(values).on_conflict_do_nothing())
+            inserted = await s.execute(
+                self._insert(ExecutionFact)
+                .values(values)
+                .on_conflict_do_nothing()
+                .returning(ExecutionFact.execution_id)
+            )
+            if inserted.first() is not None:  # a replay adds nothing to the day rollup
+                await add_fact_day(s, values)
             rows = [
                 {
                     "execution_id": ex.id,
