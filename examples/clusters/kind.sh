@@ -4,9 +4,11 @@
 #   EphemeralClusterClass: {provisioner: script, parameters: {script: /path/to/kind.sh}}
 #
 # Protocol (see docs/ephemeral-clusters.md): `kind.sh VERB --name NAME`, a JSON object on stdin,
-# a JSON object on stdout; exit 0 done, 10 in progress, 20 permanent failure, other codes transient.
-# Parameters (class `parameters`, passed on stdin): stateDir (default ~/.shoal/kind), image (node
-# image), agentImage (for install-agent), agentNamespace (default shoal-agent).
+# a JSON object on stdout; exit 0 done, 10 in progress, 20 permanent failure, 30 unsupported verb,
+# other codes transient. Parameters (class `parameters`, passed on stdin): stateDir (default
+# ~/.shoal/kind), image (node image). install-agent/remove-agent answer 30: the controller applies the
+# shoal-agent chart's objects itself with the kubeconfig from `credentials` (class parameters
+# agentImage, agentNamespace (default shoal-agent), agentServer: the control plane as the cluster sees it).
 # Needs: kind, kubectl, jq. Ownership tags live in STATEDIR/NAME.json; `list` reports them.
 set -eu
 
@@ -67,29 +69,9 @@ list)
         jq -n --arg n "$cluster" --argjson t "$tags" '{name: $n, tags: $t, kind: "kind"}'
     done | jq -s --arg c "$controller" '{resources: [.[] | select((.tags.controller // $c) == $c)]}'
     ;;
-install-agent)
-    image=$(param agentImage "")
-    ns=$(param agentNamespace shoal-agent)
-    if [ -z "$image" ]; then echo "parameters.agentImage is needed to install an agent" >&2; exit 20; fi
-    printf '%s' "$input" | jq --arg ns "$ns" --arg image "$image" '
-      .agent as $a | {apiVersion: "v1", kind: "List", items: [
-        {apiVersion: "v1", kind: "Namespace", metadata: {name: $ns}},
-        {apiVersion: "v1", kind: "Secret", metadata: {name: "shoal-agent", namespace: $ns},
-         stringData: {token: $a.token}},
-        {apiVersion: "apps/v1", kind: "Deployment", metadata: {name: "shoal-agent", namespace: $ns},
-         spec: {replicas: 1, selector: {matchLabels: {app: "shoal-agent"}},
-           template: {metadata: {labels: {app: "shoal-agent"}}, spec: {containers: [{
-             name: "agent", image: $image,
-             args: (["agent", "--server", $a.server, "--name", $a.name]
-                    + ([$a.labels | to_entries[] | ["--label", "\(.key)=\(.value)"]] | add // [])),
-             env: [{name: "SHOAL_AGENT_TOKEN", valueFrom: {secretKeyRef: {name: "shoal-agent", key: "token"}}}]
-           }]}}}}]}' | kubectl --kubeconfig "$kubeconfig" apply -f - >/dev/null
-    ;;
-remove-agent)
-    ns=$(param agentNamespace shoal-agent)
-    if exists; then
-        kubectl --kubeconfig "$kubeconfig" delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
-    fi
+install-agent | remove-agent)
+    # The controller installs (and removes) the shoal-agent chart's objects itself, with RBAC.
+    exit 30
     ;;
 *)
     echo "unknown verb: $verb" >&2

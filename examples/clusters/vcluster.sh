@@ -6,9 +6,11 @@
 #                           parameters: {script: /path/to/vcluster.sh, hostKubeconfig: /path/to/admin-kc}}
 #
 # Protocol (see docs/ephemeral-clusters.md): `vcluster.sh VERB --name NAME`, a JSON object on stdin,
-# a JSON object on stdout; exit 0 done, 10 in progress, 20 permanent failure, other codes transient.
-# Parameters: hostKubeconfig (required), values (path of a vcluster.yaml), server (API URL written into
-# handed-over kubeconfigs, e.g. an ingress), agentImage / agentNamespace (for install-agent).
+# a JSON object on stdout; exit 0 done, 10 in progress, 20 permanent failure, 30 unsupported verb,
+# other codes transient. Parameters: hostKubeconfig (required), values (path of a vcluster.yaml), server
+# (API URL written into handed-over kubeconfigs, e.g. an ingress). install-agent/remove-agent answer 30:
+# the controller applies the shoal-agent chart's objects itself through the `credentials` kubeconfig
+# (class parameters agentImage, agentNamespace (default shoal-agent), agentServer).
 # Needs: vcluster, kubectl, jq. Ownership tags are labels on the host namespace, so `list` (and the
 # reaper) find every virtual cluster this controller made, even after a crash.
 set -eu
@@ -73,29 +75,8 @@ list)
                expiresAt: .metadata.labels["shoal.dev/expires-at"]}}]}'
     ;;
 install-agent | remove-agent)
-    image=$(param agentImage "")
-    ns=$(param agentNamespace shoal-agent)
-    kc=$(mktemp)
-    trap 'rm -f "$kc"' EXIT
-    KUBECONFIG="$host" vcluster connect "$name" --namespace "$name" --print >"$kc" 2>/dev/null
-    if [ "$verb" = remove-agent ]; then
-        kubectl --kubeconfig "$kc" delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
-        exit 0
-    fi
-    if [ -z "$image" ]; then echo "parameters.agentImage is needed to install an agent" >&2; exit 20; fi
-    printf '%s' "$input" | jq --arg ns "$ns" --arg image "$image" '
-      .agent as $a | {apiVersion: "v1", kind: "List", items: [
-        {apiVersion: "v1", kind: "Namespace", metadata: {name: $ns}},
-        {apiVersion: "v1", kind: "Secret", metadata: {name: "shoal-agent", namespace: $ns},
-         stringData: {token: $a.token}},
-        {apiVersion: "apps/v1", kind: "Deployment", metadata: {name: "shoal-agent", namespace: $ns},
-         spec: {replicas: 1, selector: {matchLabels: {app: "shoal-agent"}},
-           template: {metadata: {labels: {app: "shoal-agent"}}, spec: {containers: [{
-             name: "agent", image: $image,
-             args: (["agent", "--server", $a.server, "--name", $a.name]
-                    + ([$a.labels | to_entries[] | ["--label", "\(.key)=\(.value)"]] | add // [])),
-             env: [{name: "SHOAL_AGENT_TOKEN", valueFrom: {secretKeyRef: {name: "shoal-agent", key: "token"}}}]
-           }]}}}}]}' | kubectl --kubeconfig "$kc" apply -f - >/dev/null
+    # The controller installs (and removes) the shoal-agent chart's objects itself, with RBAC.
+    exit 30
     ;;
 *)
     echo "unknown verb: $verb" >&2

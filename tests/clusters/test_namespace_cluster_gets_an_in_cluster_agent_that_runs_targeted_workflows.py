@@ -19,6 +19,7 @@ from tests.clusters.cli import shoal, shoal_json
 from tests.execution.kubernetes.kube_helpers import needs_bwrap
 from tests.harness import server_in_thread, wait_until
 from tests.kubesim import KubeSim
+from tests.kubesim.fixtures import SHOAL_IMAGE
 
 WORKFLOW = """
 apiVersion: testworkflows.testkube.io/v1
@@ -57,8 +58,8 @@ def test_namespace_cluster_agent_lifecycle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kubesim_factory: Any
 ) -> None:
     monkeypatch.setenv("SHOAL_CLUSTERS_POLL_S", "0.05")
-    # The shoal image's ENTRYPOINT is `shoal` (Dockerfile); the stand-in runs the venv's `shoal` for it.
-    sim: KubeSim = kubesim_factory(images={DEFAULT_IMAGE: {"entrypoint": ["shoal"]}})
+    # The shoal image's ENTRYPOINT (tini -- shoal); the stand-in runs the venv's `shoal` for it.
+    sim: KubeSim = kubesim_factory(images={DEFAULT_IMAGE: SHOAL_IMAGE})
     kubeconfig = sim.kubeconfig(tmp_path / "host-kubeconfig")
     with server_in_thread(tmp_path / "home") as srv:
         url, token = srv.url, srv.admin_token

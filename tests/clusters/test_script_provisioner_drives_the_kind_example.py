@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shoal.clusters import AgentInstall, OwnerTags, ProvisionerError, Reaper
-from shoal.clusters._script import ScriptProvisioner
+from shoal.clusters import OwnerTags, ProvisionerError, Reaper
+from shoal.clusters._script import EXIT_UNSUPPORTED, ScriptProvisioner
 from tests.clusters.conftest import Rig, drive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,22 +52,12 @@ async def test_kind_cluster_lifecycle_through_the_script(
     owned = await Reaper(ctl).owned()
     assert [(p, r.external_name, r.tags.cluster_uid) for p, _, _, r in owned] == [("script", ext, uid)]
 
-    prov = ScriptProvisioner()
-    with pytest.raises(ProvisionerError) as err:  # no agentImage: a permanent failure (exit 20)
-        await prov.install_agent(
-            ext, params, AgentInstall("cluster-pr-5", "http://cp", "shoal_x", {"cluster": "pr-5"})
-        )
-    assert err.value.permanent
-    await prov.install_agent(
-        ext,
-        {**params, "agentImage": "shoal:dev"},
-        AgentInstall("cluster-pr-5", "http://cp", "shoal_x", {"cluster": "pr-5"}),
-    )
-    applied = json.loads((fake_kind / "applied.json").read_text())
-    deployment = applied["items"][2]
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args == ["agent", "--server", "http://cp", "--name", "cluster-pr-5", "--label", "cluster=pr-5"]
-    assert "shoal_x" not in json.dumps(deployment)  # the token is in a Secret, not in the pod spec
+    # the agent is left to the controller: exit 30 (unsupported) for both agent verbs
+    for verb in ("install-agent", "remove-agent"):
+        proc = subprocess.run([str(EXAMPLES / "kind.sh"), verb, "--name", ext], input=json.dumps(
+            {"name": ext, "parameters": params, "agent": {"name": "cluster-pr-5"}}), text=True,
+            capture_output=True, check=False)
+        assert proc.returncode == EXIT_UNSUPPORTED, proc.stderr
 
     await rig.clusters.signal(uid, teardown=True)
     await drive(ctl, lambda: _phase(rig, "pr-5", "Deprovisioned"), timeout=30)

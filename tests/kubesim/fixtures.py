@@ -15,6 +15,11 @@ import pytest
 
 from ._sim import KubeSim
 
+# The shoal image's ENTRYPOINT ["/usr/bin/tini", "--", "shoal"], with the host's tools: `tini` is a
+# signal-forwarding stand-in next to this file, `shoal` the venv's console script (first on pods' PATH).
+TINI = Path(__file__).with_name("tini")
+SHOAL_IMAGE = {"entrypoint": [str(TINI), "--", "shoal"]}
+
 # back-offs a real cluster counts in tens of seconds, shortened so tests stay fast
 FAST: dict[str, Any] = {"job_backoff_base": 0.2, "restart_backoff": 0.2, "image_pull_backoff": 0.2}
 

@@ -233,7 +233,7 @@ _KINDS: dict[str, Any] = {
 }
 
 
-def _error(exc: Exception) -> ProvisionerError:
+def as_provisioner_error(exc: Exception) -> ProvisionerError:
     if isinstance(exc, ApiError):
         code = int(exc.status.code or 0)
         return ProvisionerError(
@@ -253,7 +253,7 @@ async def apply_agent_objects(client: AsyncClient, objects: list[dict[str, Any]]
         try:
             await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
         except Exception as exc:
-            raise _error(exc) from exc
+            raise as_provisioner_error(exc) from exc
 
 
 async def remove_agent_objects(
@@ -275,9 +275,9 @@ async def remove_agent_objects(
                 await client.delete(kind, name, namespace=ns)
         except ApiError as exc:
             if exc.status.code != 404:
-                raise _error(exc) from exc
+                raise as_provisioner_error(exc) from exc
         except Exception as exc:
-            raise _error(exc) from exc
+            raise as_provisioner_error(exc) from exc
     deadline = time.monotonic() + wait_s
     while True:
         left = await agent_pods(client, v)
@@ -298,7 +298,7 @@ async def agent_pods(client: AsyncClient, v: AgentChartValues) -> list[str]:
                 names.append(pod.metadata.name)
     except ApiError as exc:
         if exc.status.code != 404:
-            raise _error(exc) from exc
+            raise as_provisioner_error(exc) from exc
     except Exception as exc:
-        raise _error(exc) from exc
+        raise as_provisioner_error(exc) from exc
     return names

@@ -5,23 +5,46 @@ eksctl, kind, vcluster or a cloud API.
 ``list``, ``install-agent``, ``remove-agent``. A JSON object comes on stdin (``name``, ``parameters``,
 ``tags``, and per verb ``ttlSeconds``, ``controller`` or ``agent``); a JSON object goes to stdout.
 Exit codes: 0 done, 10 in progress (``ensure``/``delete`` started and will finish on their own), 20
-permanent failure (never retried), anything else transient (retried with back-off). The script must be
-idempotent on ``--name`` and must tag what it creates with the tags it receives. ``credentials`` output
-is never logged. Class parameters: ``script`` (required), ``timeout`` (seconds per call, default 600),
-``env`` (extra environment), anything else is passed through in ``parameters``.
+permanent failure (never retried), 30 unsupported verb, anything else transient (retried with back-off).
+The script must be idempotent on ``--name`` and must tag what it creates with the tags it receives.
+``credentials`` output is never logged. Class parameters: ``script`` (required), ``timeout`` (seconds
+per call, default 600), ``env`` (extra environment), anything else is passed through in ``parameters``.
+
+A script that answers ``install-agent`` / ``remove-agent`` with exit 30 leaves the agent to the
+controller: it applies the shoal-agent chart's objects (``_agent_objects``) into the namespace
+``agentNamespace`` (default ``shoal-agent``) of the cluster, through the kubeconfig of the
+``credentials`` verb (parameters ``agentImage``, ``agentServer``, ``agentEnv`` as for ``namespace``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+from lightkube import AsyncClient, KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace
+
+from shoal.clusters._agent_objects import (
+    DEFAULT_IMAGE,
+    FIELD_MANAGER,
+    MANAGED_BY,
+    AgentChartValues,
+    apply_agent_objects,
+    as_provisioner_error,
+    remove_agent_objects,
+    render_agent_objects,
+)
 from shoal.clusters._provisioner import (
     AgentInstall,
     Credentials,
@@ -34,7 +57,12 @@ from shoal.clusters._provisioner import (
 
 log = logging.getLogger("shoal.clusters.script")
 
-EXIT_OK, EXIT_IN_PROGRESS, EXIT_PERMANENT = 0, 10, 20
+EXIT_OK, EXIT_IN_PROGRESS, EXIT_PERMANENT, EXIT_UNSUPPORTED = 0, 10, 20, 30
+AGENT_NAMESPACE = "shoal-agent"
+
+
+class Unsupported(ProvisionerError):
+    """The script does not implement this verb (exit 30)."""
 
 
 class ScriptProvisioner:
@@ -83,6 +111,8 @@ class ScriptProvisioner:
         if code not in (EXIT_OK, EXIT_IN_PROGRESS):
             detail = "" if secret else err.decode(errors="replace").strip()[-400:]
             message = f"{Path(script).name} {verb} exited {code}" + (f": {detail}" if detail else "")
+            if code == EXIT_UNSUPPORTED:
+                raise Unsupported(message, permanent=True)
             raise ProvisionerError(message, permanent=code == EXIT_PERMANENT)
         text = out.decode(errors="replace").strip()
         if not text:
@@ -158,7 +188,69 @@ class ScriptProvisioner:
                 "environment": agent.environment,
             }
         }
-        await self._call("install-agent", ext, params, payload, secret=True)
+        try:
+            await self._call("install-agent", ext, params, payload, secret=True)
+            return
+        except Unsupported:
+            pass
+        values = self._agent_values(params, agent)
+        creds = await self.credentials(ext, params, 600)
+        async with _cluster_client(creds) as client:
+            namespace = Namespace(
+                metadata=ObjectMeta(name=values.namespace, labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+            )
+            try:
+                await client.apply(namespace, field_manager=FIELD_MANAGER)
+            except Exception as exc:
+                raise as_provisioner_error(exc) from exc
+            await apply_agent_objects(client, render_agent_objects(values))
 
     async def remove_agent(self, ext: str, params: dict[str, Any], name: str) -> None:
-        await self._call("remove-agent", ext, params, {"agent": {"name": name}})
+        try:
+            await self._call("remove-agent", ext, params, {"agent": {"name": name}})
+            return
+        except Unsupported:
+            pass
+        try:
+            creds = await self.credentials(ext, params, 600)
+        except ProvisionerError:
+            if (await self.observe(ext, params)).state in (State.ABSENT, State.DELETING, State.FAILED):
+                return  # the cluster (and the agent in it) is gone already
+            raise
+        values = self._agent_values(params, None)
+        async with _cluster_client(creds) as client:
+            await remove_agent_objects(client, values)
+            try:  # the namespace the controller made for the agent (not one that was there before)
+                ns = await client.get(Namespace, values.namespace)
+                labels = (ns.metadata.labels if ns.metadata else None) or {}
+                if labels.get("app.kubernetes.io/managed-by") == MANAGED_BY:
+                    await client.delete(Namespace, values.namespace)
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise as_provisioner_error(exc) from exc
+            except Exception as exc:
+                raise as_provisioner_error(exc) from exc
+
+    def _agent_values(self, params: dict[str, Any], agent: AgentInstall | None) -> AgentChartValues:
+        return AgentChartValues(
+            namespace=str(params.get("agentNamespace") or AGENT_NAMESPACE),
+            server_url=str(params.get("agentServer") or (agent.server if agent else "")),
+            token=agent.token if agent else "",
+            name=agent.name if agent else "",
+            labels=dict(agent.labels) if agent else {},
+            image=str(params.get("agentImage") or DEFAULT_IMAGE),
+            extra_env={str(k): str(v) for k, v in (params.get("agentEnv") or {}).items()},
+        )
+
+
+@contextlib.asynccontextmanager
+async def _cluster_client(creds: Credentials) -> AsyncIterator[AsyncClient]:
+    """A client of the cluster itself, from a kubeconfig the ``credentials`` verb handed over."""
+    try:
+        client = AsyncClient(config=KubeConfig.from_dict(yaml.safe_load(creds.kubeconfig)))
+    except Exception as exc:
+        raise ProvisionerError(f"credentials: not a usable kubeconfig ({type(exc).__name__})") from None
+    try:
+        yield client
+    finally:
+        await client.close()
