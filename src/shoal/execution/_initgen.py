@@ -541,6 +541,16 @@ class _Program:
                 raise ValueError(f"container {self.container.index}: exec of group {act.ref!r}")
             else:
                 self.operation(stage)
+        # the results dirs of the stages this program starts, made in one go by _sh_init
+        ids = list(
+            dict.fromkeys(
+                self.plan.stages[act.ref].id or ""
+                for act in self.container.actions
+                if act.op == "start" and self.plan.stages[act.ref].id
+            )
+        )
+        words = [sh_quote(step_id) for step_id in ids]
+        init = " \\\n\t".join(["_sh_init", *(" ".join(words[k : k + 16]) for k in range(0, len(words), 16))])
         head = (
             "#!/bin/sh\n"
             "# shellcheck disable=SC2154,SC2317,SC2016,SC1003 # state from lib.sh; functions called by name\n"
@@ -556,7 +566,7 @@ class _Program:
             head
             + "\n"
             + "".join(self.functions)
-            + "\n_sh_init\n\n"
+            + f"\n{init}\n\n"
             + "\n\n".join(self.actions)
             + "\n\nexit 0\n"
         )

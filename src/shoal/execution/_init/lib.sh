@@ -23,7 +23,7 @@ _sh_j=$_sh_state/journal
 _sh_abmsg='The execution has been aborted.'
 _sh_sp='\"`${[|&;<>()*?!'"'"
 _sh_abort='' _sh_pid='' _sh_wpid='' _sh_gk='' _sh_fpid='' _sh_tohit='' _sh_pz='' _sh_pzref='' _sh_masking=''
-_sh_cwd=$PWD _sh_self='' _sh_dl='' _sh_dln='' _sh_dlfmt='' _sh_dlref='' _sh_wd='' _sh_err='' _sh_r='' _sh_st=''
+_sh_cwd=$PWD _sh_self='' _sh_oclean='' _sh_dl='' _sh_dln='' _sh_dlfmt='' _sh_dlref='' _sh_wd='' _sh_err='' _sh_r='' _sh_st=''
 _sh_code=0 _sh_det='' _sh_argv0='' _sh_xk='' _sh_xneg=0 _sh_tree='' _sh_xe=_sh_noenv _sh_xmask=''
 
 # ------------------------------------------------------------------------------------------------
@@ -198,12 +198,20 @@ _sh_load() {
 	fi
 }
 
-_sh_init() { # called by every program before its first action
+_sh_init() { # step-id...: called by every program before its first action
 	if [ ! -d "$_sh_state" ] && ! "$_sh_bb" mkdir -p "$_sh_state"; then
 		printf 'shoal init: cannot create %s\n' "$_sh_state" >&2
 		exit 155
 	fi
-	[ -d "$_sh_outs" ] || "$_sh_bb" mkdir -p "$_sh_outs" 2>/dev/null || :
+	# $SHOAL_OUTPUTS and the results dirs of the stages this program starts, in one mkdir (a fork
+	# and exec per stage would cost more than the step it prepares); _sh_start creates a missing one
+	_sh_mk=$#
+	for _sh_i; do
+		[ -d "$_sh_data/.steps/$_sh_i" ] || set -- "$@" "$_sh_data/.steps/$_sh_i"
+	done
+	shift "$_sh_mk"
+	[ -d "$_sh_outs" ] || set -- "$@" "$_sh_outs"
+	[ "$#" -eq 0 ] || "$_sh_bb" mkdir -p "$@" 2>/dev/null || :
 	_sh_load
 	_sh_flags
 	exec 5>>"$_sh_j"
@@ -424,6 +432,7 @@ _sh_explain() { # _sh_code (non-zero) -> _sh_det
 
 _sh_attempt() { # one attempt of operation _sh_xn -> _sh_code _sh_det _sh_st (error: init failure)
 	_sh_code=0 _sh_det='' _sh_st='' _sh_pid='' _sh_wpid='' _sh_gk='' _sh_fpid='' _sh_tohit='' _sh_err='' _sh_argv0=''
+	_sh_oclean=''
 	if [ -n "$_sh_abort" ]; then
 		_sh_code=-1 _sh_det=$_sh_abmsg _sh_st=aborted
 		return 0
@@ -564,7 +573,10 @@ _sh_pause() { # prints pause, blocks on the control FIFO until a "resume" line; 
 	_sh_unpause
 }
 
+# _sh_oclean: $SHOAL_OUTPUTS was found empty after the last attempt (no operation has run since), so
+# the next step with an id need not scan it again before its first attempt.
 _sh_clear_outputs() {
+	[ -z "$_sh_oclean" ] || return 0
 	for _sh_f in "$_sh_outs"/* "$_sh_outs"/.[!.]* "$_sh_outs"/..?*; do
 		if [ -e "$_sh_f" ] || [ -L "$_sh_f" ]; then
 			"$_sh_bb" rm -rf "$_sh_outs"/* "$_sh_outs"/.[!.]* "$_sh_outs"/..?* 2>/dev/null || :
@@ -574,7 +586,10 @@ _sh_clear_outputs() {
 }
 
 _sh_collect() { # ref: outputs of the attempt -> state + an output marker (step id _sh_xid)
+	_sh_oclean=1
 	for _sh_f in "$_sh_outs"/* "$_sh_outs"/.[!.]* "$_sh_outs"/..?*; do
+		[ -e "$_sh_f" ] || [ -L "$_sh_f" ] || continue
+		_sh_oclean=''
 		[ -f "$_sh_f" ] || continue
 		_sh_od=$_sh_state/outputs/$_sh_xid
 		if [ -d "$_sh_od" ]; then
