@@ -6,7 +6,9 @@ in-process (httpx over ASGI, so no socket or browser time is counted) with a sig
 Prints JSON lines {"bench": "dashboard", "name": "page_<name>_ms", "value", "unit": "ms", "runs"}: the
 median wall time of the runs after a warm-up (target: under 200 ms per page), and ``page_<name>_cpu_ms``,
 the process CPU time of the same requests, which a busy machine inflates less.
-Usage: .venv/bin/python bench/dashboard.py [--executions N] [--agents N] [--runs N]
+With ``--engine postgres`` the store is a fresh PostgreSQL database (127.0.0.1:5432) and the figure names
+end in ``_postgres``.
+Usage: .venv/bin/python bench/dashboard.py [--executions N] [--agents N] [--runs N] [--engine sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from shoal.server import ServerSettings, ServerState, create_app  # noqa: E402
 from shoal.server.dashboard._routes import rollups_of  # noqa: E402
 from shoal.store import new_execution_id, new_id  # noqa: E402
-from shoal.store._models import Agent, Execution, ExecutionFact, Resource, StepFact  # noqa: E402
+from shoal.store._metrics import rebuild_fact_days  # noqa: E402
+from shoal.store._models import Agent, Execution, ExecutionFact, LatestFact, Resource, StepFact  # noqa: E402
+from tests.pg import fresh_database, postgres_available  # noqa: E402
 
 STEPS = ["checkout", "build", "unit", "integration", "e2e"]
 
@@ -187,6 +191,13 @@ async def fill(state: ServerState, executions: int, agents: int) -> tuple[str, s
                         "scheduled_at": scheduled,
                     }
                 )
+    # What ingest keeps beside each fact: the newest run per agent and workflow, and the day rollup.
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for fact in facts:
+        latest[(fact["workflow_name"], fact["agent_name"])] = {
+            k: fact[k]
+            for k in ("env_id", "workflow_name", "agent_name", "agent_labels", "execution_id", "status")
+        } | {"scheduled_at": fact["scheduled_at"]}
     async with store.session() as s:
         await s.execute(insert(Agent), agent_rows)
         await s.execute(insert(Resource), resources)
@@ -194,8 +205,15 @@ async def fill(state: ServerState, executions: int, agents: int) -> tuple[str, s
             await s.execute(insert(Execution), ex_rows[start : start + 1000])
         for start in range(0, len(facts), 2000):
             await s.execute(insert(ExecutionFact), facts[start : start + 2000])
+        await s.execute(insert(LatestFact), list(latest.values()))
         if step_facts:
             await s.execute(insert(StepFact), step_facts)
+    async with store.session() as s:
+        await rebuild_fact_days(s, env.id)
+    if store.dialect == "postgresql":
+        async with store.engine.connect() as conn:  # as autovacuum would after a bulk load
+            await conn.execute(text("ANALYZE"))
+            await conn.commit()
     return sample, workflows[3]
 
 
@@ -216,12 +234,27 @@ async def measure(
     return statistics.median(wall), statistics.median(cpu)
 
 
-async def main(executions: int, agents: int, runs: int) -> None:
+async def main(executions: int, agents: int, runs: int, engine: str) -> None:
+    if engine == "postgres":
+        if not postgres_available():
+            print(json.dumps({"bench": "dashboard", "skipped": "PostgreSQL: no server on 127.0.0.1:5432"}))
+            return
+        async with fresh_database() as url:
+            await measure_pages(executions, agents, runs, url, "_postgres")
+    else:
+        await measure_pages(executions, agents, runs, "", "")
+
+
+async def measure_pages(executions: int, agents: int, runs: int, database_url: str, suffix: str) -> None:
     with tempfile.TemporaryDirectory(prefix="shoal-bench-dashboard-") as tmp:
         # Background loops (agent sweeper, retention) would run on the same event loop: keep them out
         # of the page timings.
         settings = ServerSettings(
-            home=Path(tmp), print_admin_token=False, sweep_interval_s=3600, prune_interval_s=3600
+            home=Path(tmp),
+            database_url=database_url,
+            print_admin_token=False,
+            sweep_interval_s=3600,
+            prune_interval_s=3600,
         )
         app = create_app(settings)
         state = await ServerState.start(settings)
@@ -247,14 +280,14 @@ async def main(executions: int, agents: int, runs: int) -> None:
                 }
                 for name, path in pages.items():
                     wall, cpu = await measure(client, path, runs)
-                    emit(f"page_{name}_ms", wall, runs)
-                    emit(f"page_{name}_cpu_ms", cpu, runs)
+                    emit(f"page_{name}{suffix}_ms", wall, runs)
+                    emit(f"page_{name}{suffix}_cpu_ms", cpu, runs)
                 # The workflows page reuses its aggregation while no run finished: also time it cold.
                 cache = rollups_of(app.state)
                 for name in ("workflows", "workflows_30d_by_agent"):
                     wall, cpu = await measure(client, pages[name], runs, cache.clear)
-                    emit(f"page_{name}_cold_ms", wall, runs)
-                    emit(f"page_{name}_cold_cpu_ms", cpu, runs)
+                    emit(f"page_{name}_cold{suffix}_ms", wall, runs)
+                    emit(f"page_{name}_cold{suffix}_cpu_ms", cpu, runs)
         finally:
             await state.stop()
 
@@ -264,5 +297,11 @@ if __name__ == "__main__":
     parser.add_argument("--executions", type=int, default=10_000)
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument(
+        "--engine",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="names end in _postgres for PostgreSQL",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.executions, args.agents, args.runs))
+    asyncio.run(main(args.executions, args.agents, args.runs, args.engine))

@@ -307,18 +307,25 @@ async def workflow(
 ) -> WorkflowView:
     store = state.store
     since = now() - WINDOWS.get(window, WINDOWS["7d"])
-    metrics = await store.metrics(env.id, name, since, None if by == "agent" else by)
-    executions, total = await store.list_executions(env.id, ExecutionFilter(workflow=name), page, 25)
-    rollup = await workflow_rollup(store, env.id, since, by, recent=60, workflow=name)
+
+    async def exists() -> bool:
+        try:
+            await store.get_resource(env.id, "TestWorkflow", name)
+        except NotFound:
+            return False
+        return True
+
+    # Independent reads on separate connections, as on the environment page.
+    metrics, (executions, total), rollup, is_resource = await asyncio.gather(
+        store.metrics(env.id, name, since, None if by == "agent" else by),
+        store.list_executions(env.id, ExecutionFilter(workflow=name), page, 25),
+        workflow_rollup(store, env.id, since, by, recent=60, workflow=name),
+        exists(),
+    )
     trend = [TrendPoint(st, ms, ex_id) for ex_id, st, ms in rollup.recent.get(name, [])]
-    try:
-        await store.get_resource(env.id, "TestWorkflow", name)
-        exists = True
-    except NotFound:
-        exists = False
-    if not exists and not total:
+    if not is_resource and not total:
         raise NotFound(f"workflow {name!r} not found")
-    return WorkflowView(name, metrics, executions, total, trend, exists)
+    return WorkflowView(name, metrics, executions, total, trend, is_resource)
 
 
 # ------------------------------------------------------------------------------------------ execution
