@@ -328,9 +328,18 @@ class _Program:
         if spawn is None:
             op.append("\t_sh_pid=''")
         else:
-            op.append(f"\t_sh_spawn_pre {env_function} || return 1")
-            op.append(f"\t({env_function} && _sh_child && {spawn}) >&4 2>&4 &")
-            op.append("\t_sh_spawn_post $!")
+            # the subshell does as little as it can before its exec: every page it (or this shell,
+            # until then) writes is copied after the fork
+            if sensitive:
+                op.append(f"\t_sh_spawn_pre {env_function} || return 1")
+            else:
+                op.append(f'\t[ -z "$_sh_masking" ] || _sh_spawn_pre {env_function} || return 1')
+            child = [f"export {' '.join(exports)} || exit"] if exports else []
+            if stage.working_dir:
+                child.append('[ -z "$_sh_wd" ] || cd "$_sh_wd" || exit 126')
+            child.append(spawn)
+            op.append(f"\t({'; '.join(child)}) >&4 2>&4 4>&- 5>&- &")
+            op.append('\t_sh_pid=$!; [ -z "$_sh_fpid" ] || exec 4>&1')
         op.append("}")
         self.functions.append("\n".join(op) + "\n")
 
@@ -384,6 +393,8 @@ class _Program:
                 op.append("\t_sh_err='shell: the step has no script'; return 1")
                 return "exit 1"
             self.string_into("_sh_a1", stage.shell, scope, "shell", op)
+            if not any(timed.timeout_ms is not None for timed in [stage, *self.tables.ancestors(stage)]):
+                return 'exec "$_sh_bb" sh -c "set -e$_sh_nl$_sh_a1"'  # no deadline: no setsid
             return '_sh_exec_shell "$_sh_a1"'
         if kind == "run":
             argv = [*(stage.command or []), *(stage.args or [])]
@@ -553,7 +564,8 @@ class _Program:
         init = " \\\n\t".join(["_sh_init", *(" ".join(words[k : k + 16]) for k in range(0, len(words), 16))])
         head = (
             "#!/bin/sh\n"
-            "# shellcheck disable=SC2154,SC2317,SC2016,SC1003 # state from lib.sh; functions called by name\n"
+            "# shellcheck disable=SC2154,SC2317,SC2016,SC1003,SC2030,SC2031 # state from lib.sh; functions\n"
+            "# called by name; env exported in the operation's subshell only\n"
             f"# shoal init program: container {self.container.index} of workflow "
             f"{_comment(self.plan.workflow)} (generated)\n"
             "_sh_sourced=1\n"

@@ -262,8 +262,9 @@ _sh_watch() { # delay-ms notify-pid: starts a watchdog on _sh_pid; its pid -> _s
 	_sh_w=$!
 }
 
+# An operation runs as `(<exports>; [cd]; exec <command>) >&4 2>&4 4>&- 5>&- &`, then the program sets
+# _sh_pid=$! and, when a masking filter runs, points fd 4 back to its stdout.
 _sh_spawn_pre() { # env-function: start the masking filter when needed; the operation writes to fd 4
-	_sh_fpid=''
 	[ -n "$_sh_masking$_sh_xmask" ] || return 0
 	_sh_fifo=$_sh_state/mask.fifo
 	if [ ! -p "$_sh_fifo" ] && ! "$_sh_bb" mkfifo "$_sh_fifo"; then
@@ -278,18 +279,6 @@ _sh_spawn_pre() { # env-function: start the masking filter when needed; the oper
 	) <"$_sh_fifo" &
 	_sh_fpid=$!
 	exec 4>"$_sh_fifo"
-}
-
-_sh_spawn_post() { # pid of the operation
-	_sh_pid=$1
-	[ -z "$_sh_fpid" ] || exec 4>&1
-}
-
-_sh_child() { # in the operation's subshell, before exec
-	exec 4>&- 5>&-
-	if [ -n "$_sh_wd" ]; then
-		cd "$_sh_wd" || exit 126
-	fi
 }
 
 # The operation's process: its own process group (setsid) only when a deadline may kill it.
