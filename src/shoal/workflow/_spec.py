@@ -48,7 +48,8 @@ KubeObject = dict[str, Any]
 
 
 class SpecModel(BaseModel):
-    """Base of every spec model: camelCase keys, unknown keys refused, no lax coercion."""
+    """Base of every spec model: camelCase keys, unknown keys refused, no lax coercion. Validators are
+    built on first use (``defer_build``): a command that validates nothing does not pay for them."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -57,6 +58,7 @@ class SpecModel(BaseModel):
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
+        defer_build=True,
     )
 
 
@@ -70,6 +72,7 @@ class _PassThrough(BaseModel):
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
+        defer_build=True,
     )
 
 
@@ -667,9 +670,6 @@ class TestWorkflowTemplate(SpecModel):
         return {} if value is None else value  # `spec:` with nothing under it
 
 
-for _model in (Step, StepParallel, IndependentStep, IndependentStepParallel, TestWorkflowSpec, TestWorkflow):
-    _model.model_rebuild()
-del _model
 
 
 # --- the TestWorkflowExecution request (GitOps: creating one runs a workflow) -------------------

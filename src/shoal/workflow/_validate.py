@@ -327,6 +327,7 @@ def _fields_at(model_type: type[BaseModel], path: tuple[str | int, ...]) -> tupl
 def _child_type(annotation: Any, part: str | int) -> Any:
     model = _model_in(annotation)
     if model is not None and isinstance(part, str):
+        _complete(model)
         for name, info in model.model_fields.items():
             if (info.alias or name) == part:
                 return info.annotation
@@ -359,4 +360,11 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 @cache
 def _aliases(model: type[BaseModel]) -> tuple[str, ...]:
+    _complete(model)
     return tuple(sorted(info.alias or name for name, info in model.model_fields.items()))
+
+
+def _complete(model: type[BaseModel]) -> None:
+    """The spec models are built on first use (``defer_build``): one that was only ever validated as a
+    part of a document still has the forward references of its field annotations unresolved."""
+    model.model_rebuild()
