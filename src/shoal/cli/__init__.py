@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import importlib
 import sys
-
-import typer
+from typing import TYPE_CHECKING
 
 from shoal import __version__
 
-# Modules that contribute commands; each exposes `register(app: typer.Typer) -> None`.
+if TYPE_CHECKING:
+    import typer
+
+# Modules that contribute commands; each exposes `register(app: typer.Typer) -> None` and imports
+# what its commands need (server, runtime, HTTP client, Rich, YAML) inside them, so that building
+# the app for `shoal --help` or `shoal version` costs Typer alone.
 _COMMAND_MODULES = (
     "shoal.cli._workflow_cmds",
     "shoal.cli._run_cmd",
@@ -24,13 +28,21 @@ _COMMAND_MODULES = (
 EXIT_INTERNAL = 70
 
 
+def _version_line() -> str:
+    return f"shoal {__version__}\n"
+
+
 def _version_callback(value: bool) -> None:
+    import typer
+
     if value:
-        typer.echo(f"shoal {__version__}")
+        typer.echo(_version_line(), nl=False)
         raise typer.Exit()
 
 
 def build_app() -> typer.Typer:
+    import typer
+
     app = typer.Typer(
         name="shoal",
         help="Run Testkube-compatible TestWorkflows locally, on Kubernetes and across ephemeral clusters.",
@@ -49,11 +61,21 @@ def build_app() -> typer.Typer:
 
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(app)
+
+    @app.command("version")
+    def _version() -> None:
+        """Print the version."""
+        typer.echo(_version_line(), nl=False)
+
     return app
 
 
 def main() -> None:
     """Entry point of the console script: no traceback ever reaches the user."""
+    if sys.argv[1:] in (["version"], ["--version"]):
+        # A constant answer: Typer (and the pydantic it converts parameters with) is not needed for it.
+        sys.stdout.write(_version_line())
+        return
     try:
         app = build_app()
         app(standalone_mode=True)

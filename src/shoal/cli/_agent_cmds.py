@@ -3,18 +3,19 @@ default: a server and one local agent in one process, SQLite, state under SHOAL_
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from shoal.cli._client_cmds import fail, parse_pairs
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 def _home() -> Path:
@@ -22,6 +23,8 @@ def _home() -> Path:
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -58,6 +61,10 @@ def register(app: typer.Typer) -> None:
         log_level: str = typer.Option("info", "--log-level"),
     ) -> None:
         """Connect to a control plane and run the executions routed to this agent (until stopped)."""
+        import asyncio
+        import logging
+        import socket
+
         from shoal.agent import Agent, AgentConfig
         from shoal.execution import LocalRuntime, Runtime
 
@@ -114,6 +121,9 @@ def register(app: typer.Typer) -> None:
         log_level: str = typer.Option("warning", "--log-level"),
     ) -> None:
         """Start the embedded default: control plane + one local agent, SQLite under SHOAL_HOME."""
+        import asyncio
+        import logging
+
         import uvicorn
 
         from shoal.agent import Agent, AgentConfig

@@ -12,14 +12,14 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-import yaml
-from rich.console import Console
-from rich.table import Table
 
-from shoal.client import Client, ClientError
+from shoal.cli._lazy import LazyConsole
+
+if TYPE_CHECKING:
+    from shoal.client import Client
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -46,8 +46,8 @@ KIND_ALIASES = {
 TERMINAL = ("passed", "failed", "aborted", "canceled")
 
 # Tables are not cut to 80 columns when piped: ids and names stay whole for scripts.
-err = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 250)
+err = LazyConsole(stderr=True)
+out = LazyConsole(width=lambda: None if sys.stdout.isatty() else 250)
 
 
 def shoal_home() -> Path:
@@ -90,6 +90,8 @@ def connect(server: str | None, token: str | None, env: str | None) -> Iterator[
     token = token or ctx.get("token")
     if not server:
         raise fail("no server: pass --server URL, set SHOAL_SERVER, or run `shoal context set --server URL`")
+    from shoal.client import Client, ClientError
+
     try:
         with Client(server, token, env or ctx.get("env") or "default") as client:
             yield client
@@ -101,8 +103,12 @@ def emit(data: Any, output: str, columns: Sequence[tuple[str, Callable[[dict[str
     if output == "json":
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif output == "yaml":
+        import yaml
+
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     elif output == "table":
+        from rich.table import Table
+
         rows = data if isinstance(data, list) else [data]
         table = Table(show_header=True, header_style="bold", box=None)
         for title, _ in columns:
@@ -335,6 +341,8 @@ def register(app: typer.Typer) -> None:
                 paths.append(f)
             else:
                 raise fail(f"{f}: no such file or directory", code=2)
+        from shoal.client import ClientError
+
         results: list[dict[str, Any]] = []
         with connect(server, token, env) as c:
             for p in paths:
@@ -534,6 +542,8 @@ CLUSTER_KINDS = frozenset({"EphemeralClusterClass", "EphemeralClusterPool", "Eph
 def _split_by_kind(raw: bytes) -> tuple[bytes | None, bytes | None]:
     """(workflow documents, cluster documents) of a YAML file; a file of one sort is passed unchanged,
     so the server's problems keep pointing at the user's lines."""
+    import yaml
+
     try:
         docs = [d for d in yaml.safe_load_all(raw) if d is not None]
     except yaml.YAMLError:

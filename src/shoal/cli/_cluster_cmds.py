@@ -6,13 +6,12 @@ Exit codes: 0 done; 1 the cluster failed or the server refused; 2 bad usage; 3 t
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -27,7 +26,9 @@ from shoal.cli._client_cmds import (
     fail,
     parse_pairs,
 )
-from shoal.client import Client
+
+if TYPE_CHECKING:
+    from shoal.client import Client
 
 EXIT_TIMEOUT = 3
 FAILED_PHASES = ("Failed", "Deprovisioning", "Deprovisioned")
@@ -417,6 +418,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the ephemeral-cluster controller alone, against the server's database (SHOAL_DATABASE_URL).
         Set SHOAL_CLUSTERS_CONTROLLER=0 on the servers so that only this process reconciles."""
+        import asyncio
         import logging
         import signal
 

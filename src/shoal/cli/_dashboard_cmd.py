@@ -8,18 +8,22 @@ the token that asked for it.
 from __future__ import annotations
 
 import sys
-import webbrowser
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 
 from shoal.cli._client_cmds import EnvOpt, ServerOpt, TokenOpt, connect, fail
-from shoal.client import Client, ClientError
+
+if TYPE_CHECKING:
+    from shoal.client import Client
 
 
 def request_link(client: Client, execution_id: str | None = None, path: str | None = None) -> dict[str, Any]:
     """Ask the server for a sign-in link (``POST /v1/dashboard/links``); returns ``{url, path, expiresAt}``."""
+    import httpx
+
+    from shoal.client import ClientError
+
     body: dict[str, Any] = {"environment": client.environment}
     if execution_id:
         body["executionId"] = execution_id
@@ -52,6 +56,8 @@ def register(app: typer.Typer) -> None:
         env: str = EnvOpt,
     ) -> None:
         """Print a single-use link (valid a few minutes) that signs a browser in and opens the page."""
+        from shoal.client import ClientError
+
         with connect(server, token, env) as c:
             try:
                 data = request_link(c, execution)
@@ -60,6 +66,8 @@ def register(app: typer.Typer) -> None:
         sys.stdout.write(f"{data['url']}\n")
         sys.stderr.write(f"single use, expires at {data['expiresAt']}\n")
         if open_browser:
+            import webbrowser
+
             webbrowser.open(str(data["url"]))
 
 

@@ -7,7 +7,6 @@ cannot be read), 2 the input is invalid.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import sys
@@ -16,12 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
-
-from shoal.execution import ExecutionError, ExecutionJob
-from shoal.execution._kubernetes import DEFAULT_IMAGE, KubernetesOptions, read_image_metadata, render_objects
-from shoal.kube import ImageInspector
-from shoal.workflow import ExecutionContext, ResolutionError, WorkflowError, compile_workflow, load_bundle
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,12 +41,19 @@ def render_command(
         [], "--templates", "-t", help="Extra files or directories with TestWorkflowTemplates (repeatable)."
     ),
     namespace: str = typer.Option("default", "--namespace", help="Namespace when the workflow sets no job.namespace."),
-    image: str = typer.Option(DEFAULT_IMAGE, "--image", help="The shoal image (setup and toolkit containers)."),
+    image: str | None = typer.Option(
+        None, "--image", help="The shoal image (setup and toolkit containers; default: the Kubernetes runtime's)."
+    ),
     agent: str = typer.Option("", "--agent", help="Agent name for the objects' labels."),
     show_secrets: bool = typer.Option(
         False, "--show-secrets", help="Print the Secret's real values (default: each value is replaced)."
     ),
 ) -> None:
+    import yaml
+
+    from shoal.execution import ExecutionError
+    from shoal.workflow import ResolutionError, WorkflowError
+
     try:
         objects = _render(file, name, config, templates, namespace, image, agent)
         if not show_secrets:
@@ -93,8 +93,26 @@ def _redact(objects: list[dict[str, Any]]) -> None:
 
 
 def _render(
-    file: Path, name: str | None, config: list[str], templates: list[Path], namespace: str, image: str, agent: str
+    file: Path,
+    name: str | None,
+    config: list[str],
+    templates: list[Path],
+    namespace: str,
+    image: str | None,
+    agent: str,
 ) -> list[dict[str, Any]]:
+    import asyncio
+
+    from shoal.execution import ExecutionJob
+    from shoal.execution._kubernetes import (
+        DEFAULT_IMAGE,
+        KubernetesOptions,
+        read_image_metadata,
+        render_objects,
+    )
+    from shoal.kube import ImageInspector
+    from shoal.workflow import ExecutionContext, compile_workflow, load_bundle
+
     values: dict[str, str] = {}
     for item in config:
         key, sep, value = item.partition("=")
@@ -109,6 +127,6 @@ def _render(
         execution_id=str(plan.context.get("id")), plan=plan, secrets=dict(compiled.secrets), config=values,
         name=f"{plan.workflow}-1",
     )
-    options = KubernetesOptions(namespace=namespace, image=image, agent=agent)
+    options = KubernetesOptions(namespace=namespace, image=image or DEFAULT_IMAGE, agent=agent)
     images, errors = asyncio.run(read_image_metadata(plan, ImageInspector()))
     return render_objects(job, options, images, errors)

@@ -5,36 +5,22 @@ Exit codes: 0 the execution passed, 1 it failed or was aborted, 2 the input is i
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from shoal.execution import (
-    ExecutionError,
-    ExecutionJob,
-    LocalRuntime,
-    SandboxChoice,
-    record_failed_execution,
-)
-from shoal.workflow import (
-    ExecutionContext,
-    ResolutionError,
-    WorkflowError,
-    compile_workflow,
-    load_bundle,
-)
-from shoal.workflow._plan import Plan, SignatureNode
-from shoal.workflow._status import INIT_REF, ExecutionEvent, format_duration, parse_timestamp
+if TYPE_CHECKING:  # the runtime, the workflow language and Rich are imported when a run starts
+    from rich.console import Console
+
+    from shoal.execution import ExecutionJob, LocalRuntime, SandboxChoice
+    from shoal.workflow._plan import SignatureNode
+    from shoal.workflow._status import ExecutionEvent
 
 # `shoal run tw NAME` (and Testkube's spellings) runs a stored workflow through the control plane.
 REMOTE_KINDS = frozenset({"tw", "testworkflow", "testworkflows"})
@@ -152,6 +138,11 @@ def run_command(
     if remote_name is not None or target or target_not or target_replicate:
         sys.stderr.write("shoal run: --target options and a second argument are for `shoal run tw NAME`\n")
         raise typer.Exit(EXIT_INVALID)
+    from rich.console import Console
+
+    from shoal.execution import ExecutionError
+    from shoal.workflow import WorkflowError
+
     console = Console(file=sys.stdout if output is Output.pretty else sys.stderr, highlight=False)
     try:
         code = _run(
@@ -192,6 +183,11 @@ def _run(
     attach: str | None,
     console: Console,
 ) -> int:
+    import asyncio
+
+    from shoal.execution import ExecutionJob, LocalRuntime, record_failed_execution
+    from shoal.workflow import ExecutionContext, ResolutionError, compile_workflow, load_bundle
+
     runtime = LocalRuntime(
         isolation="strict" if isolation is IsolationOption.strict else "default",
         sandbox=_SANDBOXES[sandbox],
@@ -267,6 +263,9 @@ def _next_number(home: Path, workflow: str) -> int:
 
 
 async def _execute(runtime: LocalRuntime, job: ExecutionJob, output: Output, console: Console) -> int:
+    import asyncio
+    import signal
+
     handle = await runtime.start(job)
     loop = asyncio.get_running_loop()
     stops: list[asyncio.Task[None]] = []
@@ -290,6 +289,8 @@ async def _execute(runtime: LocalRuntime, job: ExecutionJob, output: Output, con
 
 
 async def _attach(runtime: LocalRuntime, execution_id: str, output: Output, console: Console) -> int:
+    from shoal.workflow._plan import Plan
+
     handle = await runtime.attach(execution_id)
     if handle is None:
         raise _InvalidInput(f"no execution {execution_id} in {runtime.home / 'executions'}")
@@ -365,6 +366,8 @@ class _Printer:
                 self.out.write(f"initialization: {event.details}\n")
             return
         self.out.flush()
+        from shoal.workflow._status import INIT_REF  # loaded with the runtime: a dictionary lookup
+
         if event.type == "step" and event.ref in self.names and event.status is not None:
             self._step(event)
         elif event.type == "initialization" and event.ref == INIT_REF and event.status == "failed":
@@ -388,6 +391,8 @@ class _Printer:
         style = _STATUS_STYLE.get(status, "white")
         took = ""
         if ref in self.started:
+            from shoal.workflow._status import format_duration
+
             took = f" in {format_duration(max(0, event.ts - self.started[ref]))}"
         self.console.print(f"{indent}[{style}]■ {name}: {status}{took}[/]")
 
@@ -399,6 +404,8 @@ def _print_final(doc: dict[str, Any], output: Output, console: Console, printer:
         sys.stdout.flush()
         return
     sys.stdout.flush()
+    from rich.table import Table
+
     result = doc.get("result") or {}
     names = printer.names if printer else {}
     depth = printer.depth if printer else {}
@@ -439,4 +446,6 @@ def _duration(step: dict[str, Any]) -> str:
     start, end = step.get("startedAt"), step.get("finishedAt")
     if not start or not end:
         return ""
+    from shoal.workflow._status import format_duration, parse_timestamp
+
     return format_duration(max(0, parse_timestamp(end) - parse_timestamp(start)))

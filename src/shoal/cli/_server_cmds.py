@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -16,6 +15,8 @@ def register(app: typer.Typer) -> None:
         home: Path | None = typer.Option(None, "--home", envvar="SHOAL_HOME", help="State directory."),
         log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     ) -> None:
+        import logging
+
         import uvicorn
 
         from shoal.server import ServerSettings, create_app

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-import yaml
 
 EXIT_INVALID = 2
 EXIT_INTERNAL = 70
@@ -213,6 +212,8 @@ def compile_command(
         compiled = compile_workflow(doc, bundle.templates, values, ExecutionContext(), validate=False)
         data = compiled.plan.to_dict()
         if output == "yaml":
+            import yaml
+
             typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
         else:
             typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
