@@ -84,3 +84,25 @@ async def test_rollup_counts_the_window_of_one_environment(store: Store) -> None
         ("e2e", "unit", 1),
         ("smoke", "unit", 1),
     ]
+
+
+async def test_same_instant_runs_resolve_by_id_and_many_workflows_all_get_their_last_runs(
+    store: Store,
+) -> None:
+    env_id = await _env(store, "default")
+    at = NOW - timedelta(hours=3)
+    first = _fact(env_id, "smoke", "a1", "pr-1", "failed", at, 10)
+    second = _fact(env_id, "smoke", "a2", "pr-1", "passed", at, 20)
+    # Past SQLite's cap on compound selects per statement, so the last runs are read in several.
+    many = [
+        _fact(env_id, f"wf-{i:03d}", "a1", "pr-1", "passed", at + timedelta(seconds=i + k), 5 * k)
+        for i in range(130)
+        for k in range(3)
+    ]
+    async with store.session() as s:
+        await s.execute(insert(ExecutionFact), [first, second, *many])
+    rollup = await workflow_rollup(store, env_id, NOW - timedelta(days=1), "cluster", recent=2)
+    winner = max(first, second, key=lambda f: str(f["execution_id"]))
+    assert [(k, ex) for k, _st, ex, _at in rollup.latest["smoke"]] == [("pr-1", winner["execution_id"])]
+    assert len(rollup.recent) == 131
+    assert all([ms for _id, _st, ms in rollup.recent[f"wf-{i:03d}"]] == [5, 10] for i in range(130))

@@ -8,13 +8,15 @@ records the token that asked for it, whose rights the browser session then carri
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, delete, func, literal, select, type_coerce, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, literal, select, union_all, update
 
 from shoal.store._models import Agent, Execution, ExecutionFact, Resource, StepFact, Token
 from shoal.store._store import ACTIVE_STATUSES, Store, new_id, now
@@ -164,40 +166,93 @@ async def workflow_rollup(
     recent: int = 30,
     workflow: str | None = None,
 ) -> WorkflowRollup:
-    """One scan of the window's facts in time order, along the (env, time) index that covers the narrow
-    columns read (the group key extracted in SQL, no JSON or date decoding per row), folded per workflow
-    in Python. Time order, not workflow order: sorting by a text column costs PostgreSQL several times
-    more than the scan."""
+    """Aggregated in the database, so that a few rows per workflow and key come back, never one per run
+    (each row costs more to decode than to aggregate): counts with every duration as one list per
+    workflow, the newest run per key, and each workflow's last runs along its (env, workflow, time) index.
+    The first two run at once on their own connections, along the (env, time) index that covers them."""
     f = ExecutionFact
-    scope = [f.env_id == env_id, f.scheduled_at >= since, *_label_filter(label)]
+    labelled = _label_filter(label)
+    scope = [f.env_id == env_id, f.scheduled_at >= since, *labelled]
     if workflow:
         scope.append(f.workflow_name == workflow)
-    q = (
-        select(
-            f.workflow_name,
-            _group_key(by),
-            f.status,
-            f.execution_id,
-            type_coerce(f.scheduled_at, String),
-            f.duration_ms,
-        )
-        .where(*scope)
-        .order_by(f.scheduled_at, f.execution_id)
+    wf = f.workflow_name
+    has_ms = f.duration_ms.is_not(None)
+    durations = (
+        func.array_agg(f.duration_ms)
+        if store.dialect == "postgresql"
+        else func.json_group_array(f.duration_ms)
     )
-    async with store.engine.connect() as conn:
-        rows: list[Any] = list((await conn.execute(q)).all())
-    per_workflow: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        per_workflow[row[0]].append(row)
+    counts_q = (
+        select(wf, func.count(), func.sum(case((f.status == "passed", 1), else_=0)), durations.filter(has_ms))
+        .where(*scope)
+        .group_by(wf)
+    )
+    key = _group_key(by)
+    newest = (
+        select(wf.label("wf"), key.label("k"), func.max(f.scheduled_at).label("at"))
+        .where(*scope)
+        .group_by(wf, key)
+        .subquery()
+    )
+    # Back to the rows at each key's newest time (two runs at the very same instant: the larger id wins).
+    latest_q = (
+        select(wf, key, f.status, f.execution_id, f.scheduled_at)
+        .join(newest, and_(wf == newest.c.wf, f.scheduled_at == newest.c.at, key == newest.c.k))
+        .where(*scope)
+    )
+
+    async def rows(q: Any) -> list[Any]:
+        async with store.engine.connect() as conn:
+            return list((await conn.execute(q)).all())
+
+    counts, latest = await asyncio.gather(rows(counts_q), rows(latest_q))
     out = WorkflowRollup({}, {}, {}, {})
-    for wf, runs in per_workflow.items():
-        # Rows are in time order: the last one per key is its latest, the last ``recent`` the trend.
-        out.counts[wf] = (len(runs), sum(1 for r in runs if r[2] == "passed"))
-        out.recent[wf] = [(r[3], r[2], r[5]) for r in runs[-recent:]]
-        latest = {str(r[1]): r for r in runs}
-        out.latest[wf] = [(k, r[2], r[3], _timestamp(r[4])) for k, r in sorted(latest.items())]
-        out.durations[wf] = sorted(int(r[5]) for r in runs if r[5] is not None)
+    for name, n, passed, ms in counts:
+        out.counts[name] = (int(n), int(passed or 0))
+        out.durations[name] = sorted(_ints(ms))
+    newest_per_key: dict[str, dict[str, tuple[str, str, Any]]] = defaultdict(dict)
+    for name, k, status, ex_id, at in latest:
+        have = newest_per_key[name].get(str(k))
+        if have is None or ex_id > have[1]:
+            newest_per_key[name][str(k)] = (status, ex_id, at)
+    for name, keyed in newest_per_key.items():
+        out.latest[name] = [(k, st, ex_id, _timestamp(at)) for k, (st, ex_id, at) in sorted(keyed.items())]
+    out.recent = await _last_runs(store, [*scope], sorted(out.counts), recent)
     return out
+
+
+async def _last_runs(
+    store: Store, scope: list[ColumnElement[bool]], workflows: list[str], limit: int
+) -> dict[str, list[tuple[str, str, int | None]]]:
+    """The last ``limit`` runs of each workflow, oldest first: one newest-first index walk per workflow
+    that stops after ``limit`` rows, in UNION ALLs of at most 100 (SQLite caps compound selects)."""
+    f = ExecutionFact
+    out: dict[str, list[tuple[Any, str, str, int | None]]] = defaultdict(list)
+    async with store.engine.connect() as conn:
+        for start in range(0, len(workflows), 100):
+            parts = [
+                select(f.workflow_name, f.execution_id, f.status, f.duration_ms, f.scheduled_at)
+                .where(*scope, f.workflow_name == name)
+                .order_by(f.scheduled_at.desc(), f.execution_id.desc())
+                .limit(limit)
+                .subquery()
+                .select()
+                for name in workflows[start : start + 100]
+            ]
+            q: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+            found: list[Any] = list((await conn.execute(q)).all())
+            for name, ex_id, status, ms, at in found:
+                out[name].append((at, ex_id, status, None if ms is None else int(ms)))
+    return {name: [(ex_id, st, ms) for _at, ex_id, st, ms in sorted(runs)] for name, runs in out.items()}
+
+
+def _ints(value: Any) -> list[int]:
+    """A list aggregated in SQL: a PostgreSQL array, or JSON text from SQLite."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = json.loads(value)
+    return [int(v) for v in value if v is not None]
 
 
 def _timestamp(value: Any) -> datetime:
