@@ -1,5 +1,6 @@
 """Every workflow of the Testkube corpus marked `local: true` runs with `shoal run` and ends with the
-status Testkube gives it, with the per-step statuses its steps imply.
+status Testkube gives it, with the per-step statuses its steps imply — and so does every workflow
+that needs nothing more than parallel workers and services (the toolkit's sub-plans run locally).
 
 The workflows run concurrently in a module fixture, each through the `shoal` CLI entry point
 (`shoal run FILE --name NAME -o json`) in a child forked from this interpreter, so the whole module
@@ -22,6 +23,13 @@ from shoal.cli import main
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "testkube"
 EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text()) if CORPUS.exists() else {"workflows": []}
 LOCAL = [w for w in EXPECTED["workflows"] if w.get("local")]
+# Workflows that run locally once `parallel` and `services` do; special-cases-dev-credentials needs
+# the credentials of Testkube's own dev environment (expected.yaml says so) and cannot pass elsewhere.
+TOOLKIT = [
+    w for w in EXPECTED["workflows"]
+    if not w.get("local") and w.get("needs") and set(w["needs"]) <= {"parallel", "services"}
+    and w["name"] != "special-cases-dev-credentials"
+]
 
 # Top-level step statuses (signature order) the steps of a workflow imply, where they say more than
 # "every step passed" (passed workflows) or "initialization failed" (resolution failures).
@@ -39,7 +47,8 @@ STEP_STATUSES: dict[str, list[str]] = {
     "expected-fail-conditional-step-failed": ["failed"],
     "expected-fail-step-retry": ["failed"],
 }
-SLOW = {"special-cases-30s", "special-cases-optional-step-timed-out", "special-cases-step-timeout-ok"}
+SLOW = {"special-cases-30s", "special-cases-optional-step-timed-out", "special-cases-step-timeout-ok",
+        "expected-fail-parallel-step-failed", "expected-fail-high-parallel-step-failed"}
 INIT_FAILURES = {
     "expected-fail-missing-template": "some-non-existant-template-name",
     "expected-fail-template-missing-config-options": "message",
@@ -81,10 +90,10 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, di
     home = tmp_path_factory.mktemp("shoal-home")
     # The long sleepers first, then the rest, a few at a time (they only fight for the CPUs
     # otherwise). Children are forked from this one thread: forking a multi-threaded process is unsafe.
-    pending = sorted(LOCAL, key=lambda w: w["name"] not in SLOW)
+    pending = sorted(LOCAL + TOOLKIT, key=lambda w: w["name"] not in SLOW)
     running: dict[int, tuple[str, Path, Path]] = {}
     done: dict[str, tuple[int, dict[str, Any], str]] = {}
-    limit = max(4, len(SLOW) + 2)
+    limit = len(SLOW) + 4
     while pending or running:
         while pending and len(running) < limit:
             entry = pending.pop(0)
@@ -97,6 +106,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, di
                 str(CORPUS / "templates"),
                 "-t",  # special-cases-step-sharing uses a template defined there
                 str(CORPUS / "workflows" / "special-cases.yaml"),
+                "-t",  # and special-cases-step-env-override one defined here
+                str(CORPUS / "workflows"),
                 "-o",
                 "json",
             ]
@@ -120,7 +131,7 @@ def _top_level(doc: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("entry", LOCAL, ids=[w["name"] for w in LOCAL])
+@pytest.mark.parametrize("entry", LOCAL + TOOLKIT, ids=[w["name"] for w in LOCAL + TOOLKIT])
 def test_local_workflow_ends_as_testkube_says(
     entry: dict[str, Any], results: dict[str, tuple[int, dict[str, Any], str]]
 ) -> None:

@@ -1430,7 +1430,11 @@ def iter_names(objects: Iterable[Mapping[str, Any]]) -> list[str]:
 # ------------------------------------------------------------------------------------------ sub-plans
 
 
+FETCH_MARK = "\x1eshoal-fetch "  # a worker's log line carrying part of the files its parent fetches
 _RECLAIM_TAIL_WAIT = 30.0  # s: how long a reclaim waits to be following the log before it stops the pod
+# s: how long a worker's or service's pod may wait for room in the cluster (its execution already runs:
+# the room frees as sibling pods end) unless SHOAL_KUBE_UNSCHEDULABLE_GRACE says otherwise
+SUBPLAN_UNSCHEDULABLE_GRACE = 300.0
 
 
 class KubernetesSubPlans:
@@ -1477,12 +1481,57 @@ class KubernetesSubPlans:
             return job.plan
         return dataclasses.replace(job.plan, files=[*job.plan.files, *files])
 
+    def _with_fetch(self, plan: Plan, paths: Sequence[str]) -> Plan:
+        """A last step, always run, that prints the fetched paths as a base64 tar.gz on lines starting
+        with ``FETCH_MARK`` (the pod's volumes go with it; its log is what comes back)."""
+        if not paths or not plan.containers:
+            return plan
+        plan = Plan.from_dict(plan.to_dict())
+        ref = "rshoalfetch"
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        script = (
+            'cd / && set -- && for p in ' + quoted + '; do [ -e "$p" ] && set -- "$@" "${p#/}"; done\n'
+            f'[ $# -gt 0 ] || exit 0\n'
+            f'"$SHOAL_BUSYBOX" tar -czf - "$@" | "$SHOAL_BUSYBOX" base64 | "$SHOAL_BUSYBOX" sed "s/^/{FETCH_MARK}/"'
+        )
+        last = plan.containers[-1]
+        plan.stages[ref] = Stage(ref=ref, kind="shell", parent=plan.root, name="Fetch files for the parent",
+                                 condition="true", shell=script, container=last.index)
+        plan.stages[plan.root].children.append(ref)
+        at = max((i for i, a in enumerate(last.actions) if a.op == "end" and a.ref == plan.root),
+                 default=len(last.actions))
+        last.actions[at:at] = [Action("start", ref), Action("exec", ref), Action("end", ref)]
+        return plan
+
+    @staticmethod
+    def _unpack_fetched(lines: list[str], root: Path) -> None:
+        from shoal.execution._toolkit._context import ToolkitError
+
+        if not lines:
+            return
+        try:
+            data = base64.b64decode("".join(lines))
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                tar.extractall(root, filter="data")  # nothing lands outside the staging directory
+        except (ValueError, tarfile.TarError, OSError) as exc:
+            raise ToolkitError(f"the fetched files came back damaged: {exc}") from exc
+
     def run(
         self, job: SubJob, on_line: LineSink, cancel: threading.Event, on_record: RecordSink | None = None
     ) -> str:
-        plan = self._with_transfers(job)
+        plan = self._with_fetch(self._with_transfers(job), job.fetch)
         operations = {ref for ref, stage in plan.stages.items() if stage.kind != "group"}
+        fetched: list[str] = []
+
+        def line_of(line: str) -> None:
+            if line.startswith(FETCH_MARK):
+                fetched.append(line[len(FETCH_MARK):])
+            else:
+                on_line(line)
+
         runtime = KubernetesRuntime.from_env(self.env, home=Path(job.workspace) / "home")
+        if not self.env.get("SHOAL_KUBE_UNSCHEDULABLE_GRACE"):
+            runtime.unschedulable_grace = SUBPLAN_UNSCHEDULABLE_GRACE
         execution = ExecutionJob(
             execution_id=job.execution_id, plan=plan, secrets=dict(job.secrets),
             artifacts_dir=job.artifacts_dir,
@@ -1494,7 +1543,7 @@ class KubernetesSubPlans:
 
             async def follow() -> None:
                 async for event in runtime.observe(handle):
-                    _forward(event, operations, on_line, on_record)
+                    _forward(event, operations, line_of, on_record)
 
             follower = asyncio.ensure_future(follow())
             announcer = asyncio.ensure_future(self._announce(runtime, handle, on_record))
@@ -1511,7 +1560,10 @@ class KubernetesSubPlans:
                 await runtime.close()
             return outcome.status
 
-        return asyncio.run(main())
+        status = asyncio.run(main())
+        # Into the staging directories, where the parent's fetch reads (Mounts of ``prepare``).
+        self._unpack_fetched(fetched, Path(job.workspace) / "transfer")
+        return status
 
     @staticmethod
     async def _announce(runtime: KubernetesRuntime, handle: ExecutionHandle, on_record: RecordSink | None) -> None:

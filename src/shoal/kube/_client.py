@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -77,12 +78,41 @@ def load_config(kubeconfig: str | os.PathLike[str] | None = None, context: str |
         del context
 
 
+_models_ready = False
+_models_lock = threading.Lock()
+
+
+def _prepare_models() -> None:
+    """Convert one object of every kind once, under a lock, before any client works.
+
+    lightkube turns dicts into models with msgspec, which introspects each model class the first time
+    it meets it; two threads doing that for the same class at once crash the interpreter (SIGSEGV,
+    seen with the toolkit's parallel workers, each a thread with its own event loop). After this
+    first pass the class information is cached and conversions are safe from any thread.
+    """
+    global _models_ready
+    if _models_ready:
+        return
+    with _models_lock:
+        if _models_ready:
+            return
+        for res in _RESOURCES.values():
+            res.from_dict({"metadata": {"name": "x"}}).to_dict()
+        Job.from_dict({"metadata": {}, "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}},
+                       "status": {"conditions": [{"type": "Complete", "status": "True"}]}}).to_dict()
+        Pod.from_dict({"metadata": {}, "spec": {"containers": [{"name": "c"}]},
+                       "status": {"containerStatuses": [{"name": "c", "image": "i", "imageID": "",
+                                                         "ready": False, "restartCount": 0}]}}).to_dict()
+        _models_ready = True
+
+
 class KubeClient:
     """One lightkube ``AsyncClient`` and the handful of calls the runtime makes."""
 
     def __init__(
         self, config: KubeConfig, *, context: str | None = None, namespace: str | None = None
     ) -> None:
+        _prepare_models()
         single = config.get(context_name=context)
         self.default_namespace = namespace or (single.namespace if single else None) or "default"
         self._client = AsyncClient(config=single, namespace=self.default_namespace)

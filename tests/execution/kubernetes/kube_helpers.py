@@ -12,6 +12,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from lightkube import AsyncClient, KubeConfig, codecs
 
 from shoal.execution import ExecutionJob, ExecutionOutcome
 from shoal.execution._kubernetes import KubernetesOptions, KubernetesRuntime
@@ -98,3 +99,33 @@ def validate_strictly(objects: list[dict[str, Any]]) -> None:
         text = json.dumps(obj, sort_keys=True)
         for version in VERSIONS:
             _validate_cached(text, version)
+
+
+ACCOUNT = "shoal-agent-executions"
+# The Role the shoal-agent chart binds to the executions' service account (deploy/helm/shoal-agent).
+RULES = [
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "list", "delete"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "get", "delete"]},
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create", "get", "delete"]},
+]
+
+
+async def executions_service_account(kubeconfig: Path, namespace: str = "default") -> None:
+    """The service account execution pods run as, bound to the chart's Role: the toolkit inside them
+    starts parallel workers and services as Jobs of their own."""
+    client = AsyncClient(config=KubeConfig.from_file(kubeconfig))
+    rbac = "rbac.authorization.k8s.io"
+    try:
+        for obj in (
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ACCOUNT}},
+            {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": {"name": ACCOUNT}, "rules": RULES},
+            {"apiVersion": f"{rbac}/v1", "kind": "RoleBinding", "metadata": {"name": ACCOUNT},
+             "roleRef": {"apiGroup": rbac, "kind": "Role", "name": ACCOUNT},
+             "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": namespace}]},
+        ):
+            await client.create(codecs.from_dict(obj), namespace=namespace)  # type: ignore[call-overload]
+    finally:
+        await client.close()

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lightkube import AsyncClient, KubeConfig, codecs
-
 from shoal.execution._kubernetes import KubernetesRuntime
 from shoal.execution._toolkit._probes import free_port
 from tests.execution.kubernetes.kube_helpers import (
+    ACCOUNT,
+    executions_service_account,
     job_from_text,
     leftovers,
     needs_bwrap,
@@ -50,7 +50,7 @@ spec:
 
 @needs_bwrap
 async def test_a_service_is_a_pod_reached_at_its_ip(kubesim: KubeSim, kubeconfig_path: Path, tmp_path: Path) -> None:
-    await _executions_service_account(kubeconfig_path)
+    await executions_service_account(kubeconfig_path)
     port = free_port()
     job = job_from_text(WORKFLOW.format(port=port), tmp_path)
     runtime = KubernetesRuntime(
@@ -88,34 +88,6 @@ async def test_a_service_is_a_pod_reached_at_its_ip(kubesim: KubeSim, kubeconfig
 
 
 
-ACCOUNT = "shoal-agent-executions"
-# The Role the shoal-agent chart binds to the executions' service account (deploy/helm/shoal-agent).
-RULES = [
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "list", "delete"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "get", "delete"]},
-    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create", "get", "delete"]},
-]
-
-
-async def _executions_service_account(kubeconfig: Path) -> None:
-    client = AsyncClient(config=KubeConfig.from_file(kubeconfig))
-    rbac = "rbac.authorization.k8s.io"
-    try:
-        for obj in (
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ACCOUNT}},
-            {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": {"name": ACCOUNT}, "rules": RULES},
-            {"apiVersion": f"{rbac}/v1", "kind": "RoleBinding", "metadata": {"name": ACCOUNT},
-             "roleRef": {"apiGroup": rbac, "kind": "Role", "name": ACCOUNT},
-             "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": "default"}]},
-        ):
-            await client.create(codecs.from_dict(obj), namespace="default")  # type: ignore[call-overload]
-    finally:
-        await client.close()
-
-
 ABORTED = """
 kind: TestWorkflow
 apiVersion: testworkflows.testkube.io/v1
@@ -136,7 +108,7 @@ async def test_an_aborted_execution_takes_its_services_with_it(
 ) -> None:
     """Abort while a step runs: "Stop services" never runs, and the service's Job, pod, ConfigMap go
     with the execution all the same."""
-    await _executions_service_account(kubeconfig_path)
+    await executions_service_account(kubeconfig_path)
     job = job_from_text(ABORTED, tmp_path)
     runtime = KubernetesRuntime(kubeconfig_path, home=tmp_path / "home",
                                 options=stand_in_options(service_account=ACCOUNT))

@@ -146,6 +146,7 @@ def run_parallel(
             workspace=root / f"{run.ref}-worker-{inst.index}",
             secrets=secrets_for(run),
             artifacts_dir=run.artifacts_dir / prefix,
+            fetch=[str(e["from"]) for e in inst.spec.get("fetch") or [] if e.get("from")],
         )
         log_file = job.workspace.parent / f"{job.workspace.name}.log"
         try:

@@ -59,6 +59,9 @@ class SubJob:
     workspace: Path
     secrets: dict[str, str] = field(default_factory=dict)
     artifacts_dir: Path | None = None  # None: the sub-plan's own (inside its workspace)
+    # Paths (inside its volumes) the parent fetches once it ends: a runner whose volumes go with the
+    # sub-plan (a pod's emptyDirs) brings them into the mounts ``prepare`` returned before ``run`` ends.
+    fetch: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
