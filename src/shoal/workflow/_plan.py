@@ -9,6 +9,7 @@ templates); the init program resolves them at run time.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
@@ -188,7 +189,7 @@ class Plan:
             elif f.name == "stages":
                 out[f.name] = {k: _stage_to_dict(v) for k, v in value.items()}
             elif f.name == "containers":
-                out[f.name] = [asdict(c) for c in value]
+                out[f.name] = [_container_to_dict(c) for c in value]
             elif f.name == "config":
                 out[f.name] = {k: asdict(v) for k, v in value.items()}
             else:
@@ -241,9 +242,50 @@ class Plan:
         return order
 
 
+# What ``dataclasses.asdict`` gives for stages and containers, without its ``deepcopy`` of every leaf:
+# a Plan holds plain data only (the runtimes serialise one per execution, stages by the thousand).
+_STAGE_FIELDS = tuple(f.name for f in fields(Stage))
+_ENV_FIELDS = tuple(f.name for f in fields(EnvVar))
+_CONTAINER_FIELDS = tuple(f.name for f in fields(Container))
+
+
+def _copy(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {_copy(k): _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    return asdict(value) if hasattr(value, "__dataclass_fields__") else _copy_other(value)
+
+
+def _copy_other(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return type(value)(*map(_copy, value)) if hasattr(value, "_fields") else tuple(map(_copy, value))
+    if isinstance(value, dict):
+        return type(value)((_copy(k), _copy(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return type(value)(_copy(v) for v in value)
+    return deepcopy(value)
+
+
 def _stage_to_dict(stage: Stage) -> dict[str, Any]:
-    data = asdict(stage)
-    data["env"] = [asdict(e) for e in stage.env]
+    data: dict[str, Any] = {}
+    for name in _STAGE_FIELDS:
+        value = getattr(stage, name)
+        if name == "env":
+            data[name] = [{n: _copy(getattr(e, n)) for n in _ENV_FIELDS} for e in value]
+        elif name == "retry":
+            data[name] = None if value is None else {"count": value.count, "until": value.until}
+        else:
+            data[name] = _copy(value)
+    return data
+
+
+def _container_to_dict(container: Container) -> dict[str, Any]:
+    data = {name: _copy(getattr(container, name)) for name in _CONTAINER_FIELDS}
+    data["actions"] = [{"op": a.op, "ref": a.ref} for a in container.actions]
     return data
 
 
@@ -264,9 +306,18 @@ def _container_from_dict(data: dict[str, Any]) -> Container:
 _T = TypeVar("_T")
 
 
+_FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
+
+
+def _field_names(cls: type[Any]) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return names
+
+
 def _build(cls: type[_T], data: dict[str, Any]) -> _T:
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - known
+    unknown = set(data) - _field_names(cls)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
     return cls(**data)
