@@ -111,10 +111,12 @@ _sh_jstr() { # text -> _sh_js, escaped for a JSON string
 	done
 }
 
+# _sh_start, _sh_end and _sh_execm print their markers themselves (what _sh_m prints): they run for
+# every step, and a function call costs more than the printf.
 _sh_start() { # n ref [step-id]: the stage starts (the caller has set _S<n>=running)
 	_sh_ts
 	printf '_S%s=running\n_T%s=%s\n' "$1" "$1" "$_sh_now" >&5
-	_sh_m "$2" start "{\"ts\":$_sh_now}"
+	printf '\001\005\006%s\003start\004{"ts":%s}\003\n' "$2" "$_sh_now"
 	if [ -n "${3-}" ] && [ ! -d "$_sh_data/.steps/$3" ]; then
 		"$_sh_bb" mkdir -p "$_sh_data/.steps/$3" || :
 	fi
@@ -123,12 +125,17 @@ _sh_start() { # n ref [step-id]: the stage starts (the caller has set _S<n>=runn
 _sh_end() { # n ref status (the caller has set _S<n>)
 	_sh_ts
 	printf '_S%s=%s\n' "$1" "$3" >&5
-	_sh_m "$2" end "{\"ts\":$_sh_now,\"status\":\"$3\"}"
+	printf '\001\005\006%s\003end\004{"ts":%s,"status":"%s"}\003\n' "$2" "$_sh_now" "$3"
 }
 
 _sh_execm() { # ref code details iteration
-	_sh_jstr "$3"
-	_sh_m "$1" execution "{\"code\":$2,\"details\":\"$_sh_js\",\"iteration\":$4}"
+	if [ -n "$3" ]; then
+		_sh_jstr "$3"
+	else
+		_sh_js=''
+	fi
+	printf '\001\005\006%s\003execution\004{"code":%s,"details":"%s","iteration":%s}\003\n' \
+		"$1" "$2" "$_sh_js" "$4"
 }
 
 _sh_abort_op() { # n ref iteration: an operation that was running when the program died
@@ -438,7 +445,11 @@ _sh_attempt() { # one attempt of operation _sh_xn -> _sh_code _sh_det _sh_st (er
 		fi
 		[ -z "$_sh_abort" ] || _sh_onsig # the signal came before the pid was known
 		_sh_wait
-		_sh_reap
+		if [ -n "$_sh_tohit$_sh_abort$_sh_wpid$_sh_gk$_sh_fpid" ]; then
+			_sh_reap
+		else
+			_sh_pid=''
+		fi
 	fi
 	if [ -n "$_sh_tohit" ]; then
 		_sh_st=timeout _sh_det="timed out after $_sh_dlfmt"
