@@ -72,6 +72,11 @@ async def recount(store: Store, env_id: str, since: datetime, by: str | None) ->
             "avg": sum(durations) / len(durations) if durations else None,
         }
 
+    newest = sorted(rows, key=lambda x: _aware(x.scheduled_at), reverse=True)[:2000]
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for x in newest:
+        groups[x.group_id].append(x)
+    by_start = sorted(groups.items(), key=lambda g: min(_aware(x.scheduled_at) for x in g[1]), reverse=True)
     keyed = {k: figures(v) for k, v in per_key.items()}
     days = {d: figures(v) for d, v in per_day.items()}
     totals = figures(rows)
@@ -83,6 +88,10 @@ async def recount(store: Store, env_id: str, since: datetime, by: str | None) ->
             {"day": d, "executions": v["executions"], "passRate": v["passRate"], "durationAvgMs": v["avg"]}
             for d, v in sorted(days.items())
         ],
+        "groups": [
+            (g, len(xs), sum(1 for x in xs if x.status == "passed"), min(_aware(x.scheduled_at) for x in xs))
+            for g, xs in by_start[:20]
+        ],
     }
 
 
@@ -92,6 +101,10 @@ def _comparable(metrics: dict[str, Any]) -> dict[str, Any]:
         "totals": metrics["totals"],
         "rows": {r["key"]: {k: v for k, v in r.items() if k not in drop} for r in metrics["rows"]},
         "trend": metrics["trend"],
+        "groups": [
+            (g["groupId"], g["executions"], g["passed"], _aware(datetime.fromisoformat(g["startedAt"])))
+            for g in metrics["groups"]
+        ],
     }
 
 
@@ -112,7 +125,14 @@ async def _env(store: Store) -> str:
 
 
 async def _finish(
-    store: Store, env_id: str, at: datetime, agent: str | None, status: str, ms: int | None, **labels: str
+    store: Store,
+    env_id: str,
+    at: datetime,
+    agent: str | None,
+    status: str,
+    ms: int | None,
+    group: str | None = None,
+    **labels: str,
 ) -> Execution:
     ex = await store.create_execution(
         env_id,
@@ -120,6 +140,7 @@ async def _finish(
         status=status,
         agent_name=agent,
         agent_labels=labels or dict(AGENTS.get(agent or "", {})),
+        group_id=group,
         scheduled_at=at,
         finished_at=at + timedelta(seconds=5),
         duration_ms=ms,
@@ -136,7 +157,7 @@ async def _fill(store: Store, env_id: str, runs: int = 160) -> list[Execution]:
         agent = rng.choice([*AGENTS, None])
         status = "passed" if rng.random() > 0.3 else "failed"
         ms = None if rng.random() < 0.05 else rng.randrange(100, 90_000)
-        out.append(await _finish(store, env_id, at, agent, status, ms))
+        out.append(await _finish(store, env_id, at, agent, status, ms, f"{i // 3:024x}"))
     return out
 
 

@@ -175,12 +175,14 @@ def _scope(q: MetricsQuery) -> ColumnElement[bool]:
 
 
 def _as_ints(value: Any) -> list[int]:
-    """An aggregated list of durations: a list (PostgreSQL arrays), JSON text (SQLite) or NULL."""
+    """A list of durations as read: a list (a PostgreSQL array, a decoded JSON column), JSON text (an
+    aggregate on SQLite) or NULL. Only non-null durations are ever stored or aggregated."""
     if value is None:
         return []
     if isinstance(value, str):
-        value = json.loads(value)
-    return [int(v) for v in value if v is not None]
+        decoded: list[int] = json.loads(value)
+        return decoded
+    return list(value)
 
 
 @dataclass(slots=True)
@@ -334,28 +336,36 @@ async def _latest(session: AsyncSession, q: MetricsQuery) -> dict[str, LatestFac
 
 
 async def _groups(session: AsyncSession, q: MetricsQuery) -> list[dict[str, Any]]:
+    """The groups (replicated runs) among the newest runs, newest first: aggregated in SQL over the
+    newest rows only, along the (env, workflow, time) index."""
     f = ExecutionFact
-    scope = _scope(q)
     recent = (
-        await session.execute(
-            select(f.group_id, f.status, f.scheduled_at)
-            .where(scope)
-            .order_by(f.scheduled_at.desc())
-            .limit(RECENT_ROWS_FOR_GROUPS)
-        )
-    ).all()
-    group_stats: dict[str, dict[str, Any]] = {}
-    for r in recent:
-        g = group_stats.setdefault(
-            r.group_id, {"groupId": r.group_id, "executions": 0, "passed": 0, "startedAt": r.scheduled_at}
-        )
-        g["executions"] += 1
-        g["passed"] += 1 if r.status == "passed" else 0
-        g["startedAt"] = min(g["startedAt"], r.scheduled_at)
-    groups = sorted(group_stats.values(), key=lambda g: g["startedAt"], reverse=True)[:GROUPS_SHOWN]
-    for g in groups:
-        g["startedAt"] = _iso(g["startedAt"])
-    return groups
+        select(f.group_id, f.status, f.scheduled_at)
+        .where(_scope(q))
+        .order_by(f.scheduled_at.desc())
+        .limit(RECENT_ROWS_FOR_GROUPS)
+        .subquery()
+    )
+    started = func.min(recent.c.scheduled_at)
+    rows: list[Any] = list(
+        (
+            await session.execute(
+                select(
+                    recent.c.group_id,
+                    func.count(),
+                    func.sum(case((recent.c.status == "passed", 1), else_=0)),
+                    started,
+                )
+                .group_by(recent.c.group_id)
+                .order_by(started.desc(), func.max(recent.c.scheduled_at).desc(), recent.c.group_id)
+                .limit(GROUPS_SHOWN)
+            )
+        ).all()
+    )
+    return [
+        {"groupId": group_id, "executions": int(n), "passed": int(passed or 0), "startedAt": _iso(at)}
+        for group_id, n, passed, at in rows
+    ]
 
 
 async def _steps(session: AsyncSession, q: MetricsQuery) -> list[dict[str, Any]]:
