@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -298,6 +299,8 @@ async def _summary_ms(url: str, total: int) -> tuple[float, float]:
             async with store.engine.connect() as conn:  # as autovacuum would after a bulk load
                 await conn.execute(text("ANALYZE"))
                 await conn.commit()
+        del rows, latest, previous  # the bench's own copies are no part of a server's heap
+        gc.collect()
         medians = []
         day_after_start = datetime.combine(start.date() + timedelta(days=1), datetime.min.time(), UTC)
         for since in (datetime.now(UTC) - timedelta(days=7), day_after_start + timedelta(minutes=1)):
