@@ -1,6 +1,6 @@
 """The dashboard's per-workflow rollup (read along the (environment, time) index) counts exactly the facts
 of its environment and window: not older ones, not another environment's; per group key the newest
-run, the last runs oldest first, and the sorted durations. On SQLite and PostgreSQL."""
+run, the last runs oldest first, and the median duration. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ async def test_rollup_counts_the_window_of_one_environment(store: Store) -> None
     latest = {(k, st, ids[ex]["agent_name"]) for k, st, ex, _at in rollup.latest["smoke"]}
     assert latest == {("pr-1", "passed", "a1"), ("pr-2", "passed", "a3")}
     assert [ms for _id, _st, ms in rollup.recent["smoke"]] == [100, 200, 400]  # the last 3, oldest first
-    assert rollup.durations["smoke"] == [100, 200, 300, 400]
+    assert rollup.medians == {"smoke": 250.0, "e2e": 50.0}
 
     by_agent = await workflow_rollup(store, env_id, since, "agent", label=("cluster", "pr-1"))
     assert by_agent.counts == {"smoke": (3, 2)}

@@ -149,12 +149,13 @@ def _label_filter(label: tuple[str, str] | None) -> list[ColumnElement[bool]]:
 
 @dataclass(slots=True)
 class WorkflowRollup:
-    """Per workflow over a window: counts, the latest run per group key, the last runs, durations."""
+    """Per workflow over a window: counts, the latest run per group key, the last runs, the median
+    duration (only figures: these are cached by the dashboard)."""
 
     counts: dict[str, tuple[int, int]]  # workflow -> (runs, passed)
     latest: dict[str, list[tuple[str, str, str, datetime]]]  # workflow -> [(key, status, id, at)]
     recent: dict[str, list[tuple[str, str, int | None]]]  # workflow -> [(id, status, ms)], oldest first
-    durations: dict[str, list[int]]  # workflow -> sorted durations
+    medians: dict[str, float]  # workflow -> median duration (ms) of the runs that have one
 
 
 async def workflow_rollup(
@@ -209,7 +210,9 @@ async def workflow_rollup(
     out = WorkflowRollup({}, {}, {}, {})
     for name, n, passed, ms in counts:
         out.counts[name] = (int(n), int(passed or 0))
-        out.durations[name] = sorted(_ints(ms))
+        median = _median(sorted(_ints(ms)))
+        if median is not None:
+            out.medians[name] = median
     newest_per_key: dict[str, dict[str, tuple[str, str, Any]]] = defaultdict(dict)
     for name, k, status, ex_id, at in latest:
         have = newest_per_key[name].get(str(k))
@@ -244,6 +247,13 @@ async def _last_runs(
             for name, ex_id, status, ms, at in found:
                 out[name].append((at, ex_id, status, None if ms is None else int(ms)))
     return {name: [(ex_id, st, ms) for _at, ex_id, st, ms in sorted(runs)] for name, runs in out.items()}
+
+
+def _median(values: list[int]) -> float | None:
+    if not values:
+        return None
+    mid = len(values) // 2
+    return float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def _ints(value: Any) -> list[int]:

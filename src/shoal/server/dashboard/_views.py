@@ -172,14 +172,6 @@ def _label_ok(labels: Mapping[str, Any], agent: str | None, wanted: tuple[str, s
     return str(labels.get(key)) == value if key in labels else False
 
 
-def _median(values: list[int]) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    mid = len(values) // 2
-    return float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 async def default_group_key(state: ServerState, env: Environment) -> str:
     agents = await state.store.list_agents(env.id)
     return "cluster" if any("cluster" in (a.labels or {}) for a in agents) else "agent"
@@ -264,7 +256,7 @@ async def workflows(
         row.trend = [TrendPoint(st, ms, ex_id) for ex_id, st, ms in recent]
         if recent:
             row.latest_id, row.latest_status = recent[-1][0], recent[-1][1]
-        row.median_ms = _median(rollup.durations.get(name, []))
+        row.median_ms = rollup.medians.get(name)
     for run in live_list:
         live = rows.get(run.workflow)
         if live is None:
