@@ -11,12 +11,16 @@ parsing, durable event log); the baseline runs the same N commands as a bare loo
 * ``init_program_per_step_ms`` / ``runtime_overhead_per_step_ms``: the merged slope split into what the
   init program costs run bare and what the runtime (sandbox, parsing, event log) adds to it.
 * ``steps_vs_sh_ratio``: 200 steps through shoal / 200 commands through the bare loop.
+* ``init_program_cpu_overhead_per_step_ms``: the init program's CPU time per step (user + system of
+  it and its processes, slope as above) minus the bare loop's: what the init costs whatever else runs
+  on the machine (wall-clock slopes swing with the load of a shared build machine).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -73,9 +77,14 @@ def _run_workflow(home: Path, steps: int, *, isolated: bool) -> float:
     return took
 
 
-def _run_init_only(home: Path, steps: int) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run_init_only(home: Path, steps: int, cpu: list[float] | None = None) -> float:
     """Seconds the merged workflow's init program takes by itself (no runtime, no sandbox): what the
-    runtime adds is the difference."""
+    runtime adds is the difference. Its CPU seconds are appended to ``cpu``."""
     compiled = compile_workflow(_workflow(steps, isolated=False), {}, context=ExecutionContext())
     folder = Path(tempfile.mkdtemp(dir=home))
     for name, content in init_files(compiled.plan).items():
@@ -90,7 +99,7 @@ def _run_init_only(home: Path, steps: int) -> float:
         "SHOAL_DATA": str(folder / "data"),
         "SHOAL_OUTPUTS": str(folder / "outputs"),
     }
-    began = time.perf_counter()
+    began, used = time.perf_counter(), _children_cpu()
     for container in compiled.plan.containers:
         subprocess.run(
             [busybox, "sh", str(folder / f"c{container.index}.sh")],
@@ -99,16 +108,21 @@ def _run_init_only(home: Path, steps: int) -> float:
             stdout=subprocess.DEVNULL,
         )
     took = time.perf_counter() - began
+    if cpu is not None:
+        cpu.append(_children_cpu() - used)
     shutil.rmtree(folder, ignore_errors=True)
     return took
 
 
-def _run_sh_loop(steps: int) -> float:
+def _run_sh_loop(steps: int, cpu: list[float] | None = None) -> float:
     busybox = find_busybox()
     script = f'i=0; while [ $i -lt {steps} ]; do "{busybox}" sh -c true; i=$((i+1)); done'
-    began = time.perf_counter()
+    began, used = time.perf_counter(), _children_cpu()
     subprocess.run([busybox, "sh", "-c", script], check=True)
-    return time.perf_counter() - began
+    took = time.perf_counter() - began
+    if cpu is not None:
+        cpu.append(_children_cpu() - used)
+    return took
 
 
 def _median(samples: list[float]) -> float:
@@ -126,14 +140,18 @@ def main() -> None:
         _run_workflow(home, 1, isolated=False)  # warm-up: sandbox probe, imports, page cache
         _run_sh_loop(SMALL)
 
-        sh = {n: _median([_run_sh_loop(n) for _ in range(RUNS)]) for n in (SMALL, LARGE)}
+        sh_cpu: dict[int, list[float]] = {SMALL: [], LARGE: []}
+        sh = {n: _median([_run_sh_loop(n, sh_cpu[n]) for _ in range(RUNS)]) for n in (SMALL, LARGE)}
         merged = {
             n: _median([_run_workflow(home, n, isolated=False) for _ in range(RUNS)]) for n in (SMALL, LARGE)
         }
         isolated = {
             n: _median([_run_workflow(home, n, isolated=True) for _ in range(RUNS)]) for n in (SMALL, LARGE)
         }
-        init_only = {n: _median([_run_init_only(home, n) for _ in range(RUNS)]) for n in (SMALL, LARGE)}
+        init_cpu: dict[int, list[float]] = {SMALL: [], LARGE: []}
+        init_only = {
+            n: _median([_run_init_only(home, n, init_cpu[n]) for _ in range(RUNS)]) for n in (SMALL, LARGE)
+        }
         startup = _median([_run_workflow(home, 1, isolated=False) for _ in range(RUNS)])
 
     def slope(values: dict[int, float]) -> float:
@@ -150,6 +168,8 @@ def main() -> None:
     _emit(f"sh_loop_{LARGE}_ms", sh[LARGE] * 1000)
     _emit("steps_vs_sh_ratio", merged[LARGE] / sh[LARGE], unit="ratio")
     _emit("isolated_vs_sh_ratio", isolated[LARGE] / sh[LARGE], unit="ratio")
+    cpu_slope = {k: slope({n: _median(v[n]) for n in v}) for k, v in (("init", init_cpu), ("sh", sh_cpu))}
+    _emit("init_program_cpu_overhead_per_step_ms", cpu_slope["init"] - cpu_slope["sh"])
 
 
 if __name__ == "__main__":
