@@ -6,6 +6,7 @@ Dashboard and API read models: :func:`list_clusters` and :func:`list_pools`.
 """
 
 from shoal.clusters._controller import (
+    SPARE_LABEL,
     ClusterController,
     ControllerSettings,
     Pass,
@@ -63,6 +64,7 @@ __all__ = [
     "KIND_CLUSTER",
     "KIND_POOL",
     "PHASES",
+    "SPARE_LABEL",
     "AgentInstall",
     "AgentSpawner",
     "ClassSpec",

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from croniter import croniter
 
+from shoal.clusters._agents import set_agent_labels
 from shoal.clusters._provisioner import (
     AgentInstall,
     CrashHook,
@@ -57,6 +58,7 @@ from shoal.store._clusters import ClusterStore, aware
 log = logging.getLogger("shoal.clusters")
 
 LEASE_NAME = "clusters"
+SPARE_LABEL = "shoal.dev/spare"  # on the agent of a pool's unclaimed spare
 TERMINAL_EXECUTION = ("passed", "failed", "aborted", "canceled")
 
 
@@ -141,6 +143,10 @@ class ClusterController:
         await self.controller_id()
         loop = asyncio.get_running_loop()
         reaper = Reaper(self)
+        # Clusters are reconciled in tasks of their own: a slow pass (an agent that takes its time to
+        # stop, a script's long call) never holds up the passes of the other clusters.
+        in_flight: set[asyncio.Task[Any]] = set()
+        sem = asyncio.Semaphore(self.settings.concurrency)
         try:
             while not stop.is_set():
                 try:
@@ -148,7 +154,7 @@ class ClusterController:
                         LEASE_NAME, self.settings.holder, self.settings.lease_ttl_s
                     )
                     if self.is_leader:
-                        await self.reconcile_due()
+                        await self._start_due(in_flight, sem)
                         if loop.time() - self._last_pool_sync >= self.settings.pool_interval_s:
                             self._last_pool_sync = loop.time()
                             await self.sync_pools()
@@ -161,14 +167,40 @@ class ClusterController:
                 if self.is_leader:
                     due = await self._next_due_delay()
                     if due is not None:
+                        if due <= 0 and in_flight:  # what is due may be what is running: look again soon
+                            due = min(self.settings.poll_interval_s, 0.05)
                         delay = min(delay, max(due, 0.0))
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(stop, self._wake), timeout=delay)
+                    # a pass that ends may have made another one due at once: look again then
+                    await asyncio.wait_for(_first(stop, self._wake, *in_flight), timeout=delay)
         finally:
+            if in_flight:  # passes are short and each ends with its own write: let them finish
+                await asyncio.gather(*in_flight, return_exceptions=True)
             if self.is_leader:
                 with contextlib.suppress(Exception):
                     await self.clusters.release_lease(LEASE_NAME, self.settings.holder)
+
+    async def _start_due(self, in_flight: set[asyncio.Task[Any]], sem: asyncio.Semaphore, limit: int = 500) -> None:
+        """Start a reconcile task for every due cluster that has none running."""
+        for row in await self.clusters.due_rows(self.clock(), limit):
+            if row.id in self._busy or len(in_flight) >= limit:
+                continue
+
+            async def one(row: ClusterRow = row) -> None:
+                try:
+                    async with sem:
+                        self._busy.discard(row.id)  # reconcile() takes the mark again, with no await between
+                        # Read afresh: a task of this cluster may have ended (and written) after the due
+                        # rows were read, and a stale row would decide (and act) again on an old state.
+                        await self.reconcile(row.id)
+                except Exception:  # logged; the next round starts from the store again
+                    log.exception("cluster %s: reconcile failed", row.name)
+
+            self._busy.add(row.id)  # reserved now, so the next round does not start it twice
+            task = asyncio.create_task(one())
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
 
     async def _next_due_delay(self) -> float | None:
         at = await self.clusters.next_due_at()
@@ -499,7 +531,7 @@ class ClusterController:
                 return await self._write(row, st, t, action="wait", requeue_s=self._poll(st))
             if not is_true(st, "Provisioned"):
                 set_condition(st, "Provisioned", True, "Ready", obs.message, t)
-        install = cls.installAgent and not row.member_of
+        install = cls.installAgent
         minted: tuple[str, datetime | None] | None = None
         if not is_true(st, "CredentialsReady"):
             try:
@@ -514,6 +546,25 @@ class ClusterController:
                 return await self._write(row, st, t, action="credentials", requeue_s=0.0, credentials=minted)
         if install:
             agent = st.get("agent") or {}
+            spare_agent = (member.status or {}).get("agent") or {} if member is not row else {}
+            if not agent.get("installedAt") and spare_agent.get("installedAt") and not spare_agent.get("removedAt"):
+                # The spare's agent is already running: the claim only gives it the claim's labels.
+                labels = self._agent_labels(row, cls)
+                try:
+                    await self._effect(
+                        "relabel_agent", lambda: self._relabel_agent(row.env_id, spare_agent["name"], labels)
+                    )
+                except NotFound:
+                    return await self._start_teardown(row, st, "Lost", "the spare's agent is gone", t)
+                st["agent"] = {
+                    "name": spare_agent["name"],
+                    "installedAt": iso(t),
+                    "target": ext,
+                    "token": spare_agent.get("token") or f"shoal-cluster:{member.id}",
+                    "labels": labels,
+                    "adopted": True,
+                }
+                return await self._write(row, st, t, action="adopt_agent", requeue_s=0.0)
             if not agent.get("installedAt"):
                 try:
                     name = await self._effect(
@@ -523,7 +574,13 @@ class ClusterController:
                     if exc.permanent:
                         return await self._start_teardown(row, st, "ProvisionFailed", str(exc), t)
                     return await self._retry(row, st, t, "install_agent", exc)
-                st["agent"] = {"name": name, "installedAt": iso(t), "target": ext}
+                st["agent"] = {
+                    "name": name,
+                    "installedAt": iso(t),
+                    "target": ext,
+                    "token": f"shoal-cluster:{row.id}",
+                    "labels": self._agent_labels(row, cls),
+                }
                 return await self._write(row, st, t, action="install_agent", requeue_s=0.1)
             if not await self._agent_online(row.env_id, agent["name"]):
                 if timed_out:
@@ -582,16 +639,31 @@ class ClusterController:
         token_name = f"shoal-cluster:{row.id}"
         await self.store.revoke_tokens_named(token_name)  # a token minted by a crashed pass is dropped
         _tok, plaintext = await self.store.create_token(env.org_id, env.id, "agent", token_name)
-        labels = {
-            **cls.agentLabels,
-            **{str(k): str(v) for k, v in (row.labels or {}).items()},
-            "cluster": row.name,
-        }
+        labels = self._agent_labels(row, cls)
         server = self.settings.server_url
         if not server:
             raise ProvisionerError("the controller does not know the server URL agents should connect to")
         await prov.install_agent(ext, params, AgentInstall(name, server, plaintext, labels, env.name))
         return name
+
+    @staticmethod
+    def _agent_labels(row: ClusterRow, cls: ClassSpec) -> dict[str, str]:
+        """``cluster=<name>`` plus the request's labels; a pool's spare waits under neutral labels
+        (``shoal.dev/spare=<pool>``: only runs that name that label reach it) until a claim relabels it."""
+        if row.member_of and row.pool_state != "claimed":
+            return {**cls.agentLabels, SPARE_LABEL: row.member_of}
+        return {
+            **cls.agentLabels,
+            **{str(k): str(v) for k, v in (row.labels or {}).items()},
+            "cluster": row.name,
+        }
+
+    async def _relabel_agent(self, env_id: str, name: str, labels: dict[str, str]) -> None:
+        """The server-side labels of a running agent (what routing matches): the ones it registered with,
+        less the spare mark, plus ``labels``."""
+        agent = await self.store.get_agent(env_id, name)
+        current = {str(k): str(v) for k, v in (agent.labels or {}).items() if k != SPARE_LABEL}
+        await set_agent_labels(self.store, agent.id, {**current, **labels})
 
     async def _agent_online(self, env_id: str, name: str) -> bool:
         try:
@@ -631,6 +703,16 @@ class ClusterController:
         if member is not row:
             if member.finished or member.phase == "Deprovisioning":
                 return await self._start_teardown(row, st, "Lost", f"pool member {member.name} went away", t)
+            agent = st.get("agent") or {}
+            if agent.get("adopted") and not agent.get("removedAt"):
+                # An agent that reconnected registered its spare labels again: give it the claim's back.
+                with contextlib.suppress(NotFound):
+                    current = (await self.store.get_agent(row.env_id, agent["name"])).labels or {}
+                    wanted = dict(agent.get("labels") or {})
+                    if SPARE_LABEL in current or any(current.get(k) != v for k, v in wanted.items()):
+                        await self._effect(
+                            "relabel_agent", lambda: self._relabel_agent(row.env_id, agent["name"], wanted)
+                        )
         else:
             last = parse_time((st.get("observed") or {}).get("at"))
             if last is None or t >= last + timedelta(seconds=self.settings.observe_interval_s):
@@ -771,6 +853,8 @@ class ClusterController:
             with contextlib.suppress(NotFound):
                 await self.store.delete_agent(row.env_id, agent["name"])
             await self.store.revoke_tokens_named(f"shoal-cluster:{row.id}")
+            if agent.get("token") and agent["token"] != f"shoal-cluster:{row.id}":
+                await self.store.revoke_tokens_named(str(agent["token"]))
             st["agent"] = {**agent, "removedAt": iso(t)}
             set_condition(st, "AgentReady", False, "Removed", f"agent {agent['name']} removed", t)
             return await self._write(row, st, t, action="remove_agent")
@@ -939,10 +1023,12 @@ def effective_size(spec: PoolSpec, t: datetime) -> int:
     return spec.size if best is None else best[1]
 
 
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+async def _first(*things: asyncio.Event | asyncio.Task[Any]) -> None:
+    """Until one of the events is set or one of the tasks ends (the tasks are not cancelled)."""
+    waiters = [asyncio.ensure_future(t.wait()) for t in things if isinstance(t, asyncio.Event)]
+    tasks = [t for t in things if isinstance(t, asyncio.Task)]
     try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*waiters, *tasks], return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waiters:
             w.cancel()

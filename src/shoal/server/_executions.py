@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shoal.clusters import SPARE_LABEL
 from shoal.protocol import Ack, Assignment, Control
 from shoal.server._bus import LocalBus
 from shoal.server._hub import AgentHub
@@ -104,6 +105,8 @@ def agent_labels(agent: Agent) -> dict[str, str]:
 
 
 def target_matches(target: Target, labels: Mapping[str, str]) -> bool:
+    if SPARE_LABEL in labels and SPARE_LABEL not in target.match:
+        return False  # a pool's unclaimed spare: only runs that name it reach its agent
     for key, values in target.match.items():
         if labels.get(key) not in values:
             return False
