@@ -1,14 +1,14 @@
 """Warm pools of a class that installs an agent: a spare is Ready only with its agent online, under
 neutral labels (`shoal.dev/spare=<pool>`: no run reaches it unless it names that label); a claim starts
 no agent — it gives the spare's running agent `cluster=<claim>` plus the claim's labels, and gives them
-back if the agent reconnects with its old ones; tearing the claim down removes that agent (its token
+back when the agent reconnects with its old ones; tearing the claim down removes that agent (its token
 revoked) and the member, and the pool's next spare brings its own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from shoal.clusters import SPARE_LABEL, LocalProvisioner
+from shoal.clusters import SPARE_LABEL, LocalProvisioner, registered_labels
 from shoal.server._executions import Target, target_matches
 from tests.clusters.conftest import Rig, drive
 from tests.clusters.crash import StoreAgentSpawner
@@ -51,7 +51,11 @@ async def test_claim_relabels_the_spares_agent(sqlite_rig: Rig, tmp_path: Path) 
     assert labels == {"kind": "local", "pr": "7", "cluster": "pr-7"}
     assert target_matches(Target.parse({"match": {"cluster": ["pr-7"]}}), labels)
 
-    # the agent reconnects (a server restart) and registers its spare labels again: they are repaired
+    # the agent reconnects (a server restart) with the labels it was started with: the server registers
+    # the claim's; one that got in with its spare labels anyway is repaired by the claim's next pass
+    hello = dict(installed.labels)
+    assert await registered_labels(rig.store, rig.env.id, spare_agent, hello) == labels
+    assert await registered_labels(rig.store, rig.env.id, "other", hello) == hello
     await rig.store.connect_agent(rig.env.id, spare_agent, dict(installed.labels), ["local"], "test", "srv", 1)
 
     async def repaired() -> bool:

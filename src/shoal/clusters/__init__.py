@@ -5,6 +5,7 @@ claims, absolute deadlines, a sticky teardown decision, a leak reaper and a seal
 Dashboard and API read models: :func:`list_clusters` and :func:`list_pools`.
 """
 
+from shoal.clusters._agents import registered_labels
 from shoal.clusters._controller import (
     SPARE_LABEL,
     ClusterController,
@@ -104,6 +105,7 @@ __all__ = [
     "present_class",
     "present_cluster",
     "present_pool",
+    "registered_labels",
     "runs_in_server",
     "split_document",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from shoal.clusters import registered_labels
 from shoal.protocol import Accepted, Declined, EventBatch, Heartbeat, Hello, Welcome, agent_message_adapter
 from shoal.server._auth import AGENT, PrincipalDep, StateDep, authenticate
 from shoal.server._executions import artifact_key
@@ -91,16 +92,17 @@ async def agent_channel(websocket: WebSocket) -> None:
         await _close(websocket, 4400, "expected a hello message first")
         return
     env = await state.store.get_environment_by_id(env_id)
+    labels = await registered_labels(state.store, env_id, hello.name, dict(hello.labels))
     agent = await state.store.connect_agent(
         env_id,
         hello.name,
-        dict(hello.labels),
+        labels,
         list(hello.capabilities),
         hello.version,
         state.settings.server_id,
         hello.max_concurrent,
     )
-    conn = AgentConnection(agent.id, env_id, agent.name, agent.connection, websocket, dict(hello.labels))
+    conn = AgentConnection(agent.id, env_id, agent.name, agent.connection, websocket, labels)
     replaced = state.hub.register(conn)
     if replaced is not None:
         await _close(replaced.websocket, 4409, "replaced by a newer connection of the same agent")
