@@ -167,13 +167,14 @@ class ClusterController:
                 if self.is_leader:
                     due = await self._next_due_delay()
                     if due is not None:
-                        if due <= 0 and in_flight:  # what is due may be what is running: look again soon
+                        if due <= 0 and in_flight:
+                            # what is due may be what is running (its next due time is written when its
+                            # pass ends): look again soon rather than at once
                             due = min(self.settings.poll_interval_s, 0.05)
                         delay = min(delay, max(due, 0.0))
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    # a pass that ends may have made another one due at once: look again then
-                    await asyncio.wait_for(_first(stop, self._wake, *in_flight), timeout=delay)
+                    await asyncio.wait_for(_first(stop, self._wake), timeout=delay)
         finally:
             if in_flight:  # passes are short and each ends with its own write: let them finish
                 await asyncio.gather(*in_flight, return_exceptions=True)
@@ -1023,12 +1024,10 @@ def effective_size(spec: PoolSpec, t: datetime) -> int:
     return spec.size if best is None else best[1]
 
 
-async def _first(*things: asyncio.Event | asyncio.Task[Any]) -> None:
-    """Until one of the events is set or one of the tasks ends (the tasks are not cancelled)."""
-    waiters = [asyncio.ensure_future(t.wait()) for t in things if isinstance(t, asyncio.Event)]
-    tasks = [t for t in things if isinstance(t, asyncio.Task)]
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
     try:
-        await asyncio.wait([*waiters, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waiters:
             w.cancel()
