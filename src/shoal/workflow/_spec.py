@@ -670,8 +670,6 @@ class TestWorkflowTemplate(SpecModel):
         return {} if value is None else value  # `spec:` with nothing under it
 
 
-
-
 # --- the TestWorkflowExecution request (GitOps: creating one runs a workflow) -------------------
 
 
