@@ -8,7 +8,6 @@ records the token that asked for it, whose rights the browser session then carri
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -16,7 +15,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, literal, select, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shoal.store._models import Agent, Execution, ExecutionFact, Resource, StepFact, Token
 from shoal.store._store import ACTIVE_STATUSES, Store, new_id, now
@@ -169,8 +181,10 @@ async def workflow_rollup(
 ) -> WorkflowRollup:
     """Aggregated in the database, so that a few rows per workflow and key come back, never one per run
     (each row costs more to decode than to aggregate): counts with every duration as one list per
-    workflow, the newest run per key, and each workflow's last runs along its (env, workflow, time) index.
-    The first two run at once on their own connections, along the (env, time) index that covers them."""
+    workflow and the newest run per key (along the (env, time) index that covers them), then each
+    workflow's last runs along its (env, workflow, time) index. One connection for the three reads: the
+    page runs other reads beside this one, and SQLite's pool keeps five connections (a sixth is opened
+    and closed again, which costs more than these queries)."""
     f = ExecutionFact
     labelled = _label_filter(label)
     scope = [f.env_id == env_id, f.scheduled_at >= since, *labelled]
@@ -189,63 +203,71 @@ async def workflow_rollup(
         .group_by(wf)
     )
     key = _group_key(by)
-    newest = (
-        select(wf.label("wf"), key.label("k"), func.max(f.scheduled_at).label("at"))
-        .where(*scope)
-        .group_by(wf, key)
-        .subquery()
-    )
-    # Back to the rows at each key's newest time (two runs at the very same instant: the larger id wins).
-    latest_q = (
-        select(wf, key, f.status, f.execution_id, f.scheduled_at)
-        .join(newest, and_(wf == newest.c.wf, f.scheduled_at == newest.c.at, key == newest.c.k))
-        .where(*scope)
-    )
+    if store.dialect == "postgresql":
+        # A hash join back to each key's newest time: PostgreSQL would sort the text keys for a window.
+        newest = (
+            select(wf.label("wf"), key.label("k"), func.max(f.scheduled_at).label("at"))
+            .where(*scope)
+            .group_by(wf, key)
+            .subquery()
+        )
+        latest_q = (
+            select(wf, key, f.status, f.execution_id, f.scheduled_at)
+            .join(newest, and_(wf == newest.c.wf, f.scheduled_at == newest.c.at, key == newest.c.k))
+            .where(*scope)
+        )
+    else:
+        # SQLite does not look up the join's time in the index; instead its documented "bare columns":
+        # with a single max() the other columns come from that row. Times are stored as fixed-width
+        # text, so time then id is one string to take the max of.
+        newest_first = func.max(type_coerce(f.scheduled_at, String) + f.execution_id)
+        latest_q = (
+            select(wf, key, f.status, f.execution_id, f.scheduled_at, newest_first)
+            .where(*scope)
+            .group_by(wf, key)
+        )
 
-    async def rows(q: Any) -> list[Any]:
-        async with store.engine.connect() as conn:
-            return list((await conn.execute(q)).all())
-
-    counts, latest = await asyncio.gather(rows(counts_q), rows(latest_q))
-    out = WorkflowRollup({}, {}, {}, {})
+    async with store.engine.connect() as conn:
+        counts: list[Any] = list((await conn.execute(counts_q)).all())
+        latest: list[Any] = list((await conn.execute(latest_q)).all())
+        recent_runs = await _last_runs(conn, scope, sorted(str(r[0]) for r in counts), recent)
+    out = WorkflowRollup({}, {}, recent_runs, {})
     for name, n, passed, ms in counts:
         out.counts[name] = (int(n), int(passed or 0))
         median = _median(sorted(_ints(ms)))
         if median is not None:
             out.medians[name] = median
     newest_per_key: dict[str, dict[str, tuple[str, str, Any]]] = defaultdict(dict)
-    for name, k, status, ex_id, at in latest:
+    for name, k, status, ex_id, at, *_ in latest:
         have = newest_per_key[name].get(str(k))
-        if have is None or ex_id > have[1]:
+        if have is None or ex_id > have[1]:  # two runs of a key at the very same instant: the larger id
             newest_per_key[name][str(k)] = (status, ex_id, at)
     for name, keyed in newest_per_key.items():
         out.latest[name] = [(k, st, ex_id, _timestamp(at)) for k, (st, ex_id, at) in sorted(keyed.items())]
-    out.recent = await _last_runs(store, [*scope], sorted(out.counts), recent)
     return out
 
 
 async def _last_runs(
-    store: Store, scope: list[ColumnElement[bool]], workflows: list[str], limit: int
+    conn: AsyncConnection, scope: list[ColumnElement[bool]], workflows: list[str], limit: int
 ) -> dict[str, list[tuple[str, str, int | None]]]:
     """The last ``limit`` runs of each workflow, oldest first: one newest-first index walk per workflow
     that stops after ``limit`` rows, in UNION ALLs of at most 100 (SQLite caps compound selects)."""
     f = ExecutionFact
     out: dict[str, list[tuple[Any, str, str, int | None]]] = defaultdict(list)
-    async with store.engine.connect() as conn:
-        for start in range(0, len(workflows), 100):
-            parts = [
-                select(f.workflow_name, f.execution_id, f.status, f.duration_ms, f.scheduled_at)
-                .where(*scope, f.workflow_name == name)
-                .order_by(f.scheduled_at.desc(), f.execution_id.desc())
-                .limit(limit)
-                .subquery()
-                .select()
-                for name in workflows[start : start + 100]
-            ]
-            q: Any = parts[0] if len(parts) == 1 else union_all(*parts)
-            found: list[Any] = list((await conn.execute(q)).all())
-            for name, ex_id, status, ms, at in found:
-                out[name].append((at, ex_id, status, None if ms is None else int(ms)))
+    for start in range(0, len(workflows), 100):
+        parts = [
+            select(f.workflow_name, f.execution_id, f.status, f.duration_ms, f.scheduled_at)
+            .where(*scope, f.workflow_name == name)
+            .order_by(f.scheduled_at.desc(), f.execution_id.desc())
+            .limit(limit)
+            .subquery()
+            .select()
+            for name in workflows[start : start + 100]
+        ]
+        q: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+        found: list[Any] = list((await conn.execute(q)).all())
+        for name, ex_id, status, ms, at in found:
+            out[name].append((at, ex_id, status, None if ms is None else int(ms)))
     return {name: [(ex_id, st, ms) for _at, ex_id, st, ms in sorted(runs)] for name, runs in out.items()}
 
 

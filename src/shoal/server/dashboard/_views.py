@@ -307,9 +307,10 @@ async def workflow(
             return False
         return True
 
-    # Independent reads on separate connections, as on the environment page.
-    metrics, (executions, total), rollup, is_resource = await asyncio.gather(
-        store.metrics(env.id, name, since, None if by == "agent" else by),
+    # The summary reads in five parts at once (SQLite's pool holds five connections); then the rest,
+    # independent of each other, side by side.
+    metrics = await store.metrics(env.id, name, since, None if by == "agent" else by)
+    (executions, total), rollup, is_resource = await asyncio.gather(
         store.list_executions(env.id, ExecutionFilter(workflow=name), page, 25),
         workflow_rollup(store, env.id, since, by, recent=60, workflow=name),
         exists(),
