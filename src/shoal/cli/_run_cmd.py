@@ -322,6 +322,10 @@ class _Printer:
     """Streams logs under per-step headers (pretty), or plain log lines (json mode, on stderr)."""
 
     def __init__(self, signature: Sequence[SignatureNode], output: Output, console: Console) -> None:
+        from shoal.workflow._status import INIT_REF, format_duration
+
+        self.init_ref = INIT_REF
+        self.format_duration = format_duration
         self.output = output
         self.console = console
         self.names: dict[str, str] = {}
@@ -366,11 +370,9 @@ class _Printer:
                 self.out.write(f"initialization: {event.details}\n")
             return
         self.out.flush()
-        from shoal.workflow._status import INIT_REF  # loaded with the runtime: a dictionary lookup
-
         if event.type == "step" and event.ref in self.names and event.status is not None:
             self._step(event)
-        elif event.type == "initialization" and event.ref == INIT_REF and event.status == "failed":
+        elif event.type == "initialization" and event.ref == self.init_ref and event.status == "failed":
             self.console.print(f"[red]✗ initialization failed:[/] {event.details or ''}")
         elif event.type == "status" and event.status in ("aborted", "canceled") and event.details:
             self.console.print(f"[yellow]! {event.details}[/]")
@@ -391,9 +393,7 @@ class _Printer:
         style = _STATUS_STYLE.get(status, "white")
         took = ""
         if ref in self.started:
-            from shoal.workflow._status import format_duration
-
-            took = f" in {format_duration(max(0, event.ts - self.started[ref]))}"
+            took = f" in {self.format_duration(max(0, event.ts - self.started[ref]))}"
         self.console.print(f"{indent}[{style}]■ {name}: {status}{took}[/]")
 
 
