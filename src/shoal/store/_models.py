@@ -24,8 +24,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Label maps read by aggregation: binary JSON on PostgreSQL (see migration 0004).
 LABELS_JSON = JSON().with_variant(JSONB(), "postgresql")
-FACTS_ENV_TIME = ("ix_facts_env_time", "env_id", "scheduled_at")
-FACTS_ENV_TIME_READ = ("workflow_name", "status", "duration_ms", "execution_id", "agent_name")
+# What the dashboard reads of every fact of an environment over a window (see migration 0007).
+_FACT_COLUMNS_READ = ("workflow_name", "status", "duration_ms", "execution_id", "agent_name")
 # A list of durations: a native bigint array on PostgreSQL (appended to in place), a JSON array on SQLite.
 DURATIONS = JSON().with_variant(ARRAY(BigInteger), "postgresql")
 
@@ -194,8 +194,12 @@ class ExecutionFact(Base):
         # Every workflow of an environment over a window (the dashboard) without visiting the table:
         # SQLite has no INCLUDE, so the columns read are key columns there; PostgreSQL's index leaves the
         # labels out (an index row has a size limit that an agent's labels must not be able to reach).
-        Index(*FACTS_ENV_TIME, *FACTS_ENV_TIME_READ, "agent_labels").ddl_if(dialect="sqlite"),
-        Index(*FACTS_ENV_TIME, postgresql_include=list(FACTS_ENV_TIME_READ)).ddl_if(dialect="postgresql"),
+        Index("ix_facts_env_time", "env_id", "scheduled_at", *_FACT_COLUMNS_READ, "agent_labels").ddl_if(
+            dialect="sqlite"
+        ),
+        Index(
+            "ix_facts_env_time", "env_id", "scheduled_at", postgresql_include=list(_FACT_COLUMNS_READ)
+        ).ddl_if(dialect="postgresql"),
     )
     execution_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
