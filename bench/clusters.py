@@ -99,6 +99,8 @@ def bench_claims(runs: int) -> None:
             emit(f"provision_cold{label}_p95_ms", pct(cold, 0.95), "ms", runs)
             emit(f"claim_speedup{label}", statistics.median(cold) / statistics.median(warm), "ratio", runs)
             c._json("DELETE", "/v1/cluster-pools/warm")
+            # the next class starts on a quiet controller: every cluster of this one is gone
+            wait_until(lambda: not c._json("GET", "/v1/clusters?members=true&finished=false"), 120, "teardown")
 
 
 async def reconcile_throughput(url: str, n: int) -> tuple[float, float]:

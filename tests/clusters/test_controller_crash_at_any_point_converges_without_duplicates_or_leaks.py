@@ -138,3 +138,32 @@ async def test_pool_claim_crash(sqlite_rig: Rig, point: str) -> None:
 
     await drive(rig.controller(), nothing_left)
     assert rig.world.resources == {}
+
+
+@pytest.mark.parametrize(
+    "point",
+    ["recorded:bind", "before:relabel_agent", "after:relabel_agent", "recorded:adopt_agent",
+     "before:remove_agent", "recorded:remove_agent"],
+)
+async def test_warm_claim_of_an_agent_class_crash(sqlite_rig: Rig, point: str, tmp_path: Path) -> None:
+    """A claim that adopts its spare's running agent, killed at each step: one agent, relabelled once
+    for the claim, removed with it; the spares left behind keep their own agents, under spare labels."""
+    rig = sqlite_rig
+    org = await rig.store.ensure_organization("default")
+    spawner = StoreAgentSpawner(rig.store, org.id)
+    rig.extra["local"] = LocalProvisioner(tmp_path / "sandboxes", spawner)
+    await rig.clusters.apply_class(rig.env.id, "small", {"provisioner": "local", "installAgent": True})
+    await rig.clusters.apply_pool(rig.env.id, "warm", {"classRef": "small", "size": 1, "maxSize": 3})
+
+    async def spare() -> bool:
+        return (await rig.clusters.pool_counts(rig.env.id, "warm"))["ready"] == 1
+
+    await drive(rig.controller(), spare)
+    await _lifecycle(rig, lambda hook: rig.controller(crash=hook), point, spares_remain=True, poolRef="warm")
+    claim = await rig.clusters.get_cluster(rig.env.id, "pr-7")
+    assert claim.status["agent"]["adopted"] is True and claim.status["agent"]["removedAt"]
+    agents = await rig.store.list_agents(rig.env.id)
+    assert not [a for a in agents if a.labels.get("cluster") == "pr-7" or a.name == claim.status["agent"]["name"]]
+    live = {str(m.external_name) for m in await rig.clusters.pool_members(rig.env.id, "warm")}
+    assert {p.name for p in spawner.running} == live  # one agent per remaining spare, nothing else
+    assert all(a.labels.get("shoal.dev/spare") == "warm" for a in agents)
