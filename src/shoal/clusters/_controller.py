@@ -147,12 +147,17 @@ class ClusterController:
         # stop, a script's long call) never holds up the passes of the other clusters.
         in_flight: set[asyncio.Task[Any]] = set()
         sem = asyncio.Semaphore(self.settings.concurrency)
+        renew_at = 0.0
         try:
             while not stop.is_set():
                 try:
-                    self.is_leader = await self.clusters.acquire_lease(
-                        LEASE_NAME, self.settings.holder, self.settings.lease_ttl_s
-                    )
+                    if not self.is_leader or loop.time() >= renew_at:
+                        # renewed a third of its time-to-live ahead, not on every round: a round is
+                        # cheap, a write competes with the passes' own
+                        self.is_leader = await self.clusters.acquire_lease(
+                            LEASE_NAME, self.settings.holder, self.settings.lease_ttl_s
+                        )
+                        renew_at = loop.time() + self.settings.lease_ttl_s / 3
                     if self.is_leader:
                         await self._start_due(in_flight, sem)
                         if loop.time() - self._last_pool_sync >= self.settings.pool_interval_s:
