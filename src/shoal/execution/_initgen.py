@@ -42,15 +42,21 @@ def library() -> str:
 
 def init_files(plan: Plan) -> dict[str, str]:
     """Everything the runtime places in ``$SHOAL_DIR``: relative path -> content."""
-    files = {"lib.sh": library(), "plan.sh": plan_script(plan)}
+    tables = _Tables(plan)
+    files = {"lib.sh": library(), "plan.sh": tables.plan_script(), "finish.sh": tables.finish_script()}
     for container in plan.containers:
-        files[f"c{container.index}.sh"] = generate_program(plan, container.index)
+        files[f"c{container.index}.sh"] = _Program(tables, container.index).render()
     return files
 
 
 def plan_script(plan: Plan) -> str:
-    """plan.sh: stage tables, crash check, abort and timeout handlers shared by every program."""
+    """plan.sh: stage tables, failure flags and crash check shared by every program."""
     return _Tables(plan).plan_script()
+
+
+def finish_script(plan: Plan) -> str:
+    """finish.sh: the abort and timeout handlers (read by lib.sh when one is needed)."""
+    return _Tables(plan).finish_script()
 
 
 def generate_program(plan: Plan, container_index: int) -> str:
@@ -187,13 +193,24 @@ class _Tables:
                     f"_F{self.index[stage.ref]}=1 ;; esac"
                 )
         out.append("}")
+        # an operation left `running` in the journal: the previous run died during it
+        operations = [f"$_S{self.index[stage.ref]}" for stage in self.order if stage.kind != "group"]
         out.append("_sh_crashed() {")
-        for stage in self.order:
-            if stage.kind != "group":
-                out.append(f'\t[ "$_S{self.index[stage.ref]}" != running ] || return 0')
+        for start in range(0, len(operations), 32):
+            words = " ".join(operations[start : start + 32])
+            out.append(f'\tcase " {words} " in *" running "*) return 0 ;; esac')
         out.append("\treturn 1")
         out.append("}")
-        out.append("_sh_abort_all() {")
+        return "\n".join(out) + "\n"
+
+    def finish_script(self) -> str:
+        """finish.sh: what ends stages early (abort, timeouts); read only when one of them is needed,
+        so that every program does not parse handlers for every stage of the Plan."""
+        out = [
+            f"# shoal init: abort and timeout handlers of workflow {_comment(self.plan.workflow)} (generated)",
+            "# shellcheck disable=SC2154 # the stage tables are in plan.sh",
+            "_sh_abort_all() {",
+        ]
         tree = self.postorder(self.plan.root)
         in_tree = {stage.ref for stage in tree}
         out.extend(self.finish_line(stage, "aborted") for stage in tree)

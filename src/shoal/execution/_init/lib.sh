@@ -1,6 +1,7 @@
 # shellcheck shell=sh disable=SC2016 # awk and sh programs in single quotes on purpose
 # shoal init library (docs/internal/init-protocol.md). Generated programs (c<N>.sh) source it after
-# setting _sh_sourced=1, then source plan.sh (the stage tables of the Plan). Run directly as
+# setting _sh_sourced=1, then source plan.sh (the stage tables of the Plan); finish.sh (abort and
+# timeout handlers) is read only when a stage ends early. Run directly as
 # `sh lib.sh finalize-aborted` it closes what the journal says is unfinished.
 #
 # Names: functions and variables start with _sh_; the stage tables are _S<n> (status), _T<n>
@@ -23,7 +24,7 @@ _sh_j=$_sh_state/journal
 _sh_abmsg='The execution has been aborted.'
 _sh_sp='\"`${[|&;<>()*?!'"'"
 _sh_abort='' _sh_pid='' _sh_wpid='' _sh_gk='' _sh_fpid='' _sh_tohit='' _sh_pz='' _sh_pzref='' _sh_masking=''
-_sh_cwd=$PWD _sh_self='' _sh_oclean='' _sh_dl='' _sh_dln='' _sh_dlfmt='' _sh_dlref='' _sh_wd='' _sh_err='' _sh_r='' _sh_st=''
+_sh_cwd=$PWD _sh_self='' _sh_oclean='' _sh_finread='' _sh_dl='' _sh_dln='' _sh_dlfmt='' _sh_dlref='' _sh_wd='' _sh_err='' _sh_r='' _sh_st=''
 _sh_code=0 _sh_det='' _sh_argv0='' _sh_xk='' _sh_xneg=0 _sh_tree='' _sh_xe=_sh_noenv _sh_xmask=''
 
 # ------------------------------------------------------------------------------------------------
@@ -235,8 +236,16 @@ _sh_init() { # step-id...: called by every program before its first action
 	fi
 }
 
+_sh_finishers() { # finish.sh (_sh_abort_all, _sh_to_<n>): read when a stage ends early
+	[ -z "$_sh_finread" ] || return 0
+	# shellcheck source=/dev/null
+	. "$_sh_dir/finish.sh" || exit 155
+	_sh_finread=1
+}
+
 _sh_abort_exit() {
 	trap '' TERM INT
+	_sh_finishers
 	_sh_abort_all
 	exit 137
 }
@@ -247,6 +256,7 @@ _sh_finalize() { # lib.sh finalize-aborted
 	. "$_sh_dir/plan.sh" || exit 155
 	_sh_load
 	exec 5>>"$_sh_j"
+	_sh_finishers
 	_sh_abort_all
 }
 
@@ -532,7 +542,10 @@ _sh_exec() { # n ref kind negative retries step-id until-function -> _sh_st
 
 _sh_fin() { # n ref: record the result of _sh_exec (the caller has set _S<n> unless timeout)
 	case $_sh_st in
-	timeout) "_sh_to_$_sh_dln" ;;
+	timeout)
+		_sh_finishers
+		"_sh_to_$_sh_dln"
+		;;
 	aborted)
 		_sh_end "$1" "$2" aborted
 		_sh_abort_exit
