@@ -75,8 +75,9 @@ class ScriptProvisioner:
         path = Path(str(script)).expanduser()
         if not (path.is_file() and os.access(path, os.X_OK)) and shutil.which(str(script)) is None:
             return [f"parameters.script: {script} is not an executable file"]
-        if "env" in params and not isinstance(params["env"], dict):
-            return ["parameters.env: expected a mapping"]
+        for key in ("env", "agentEnv"):
+            if key in params and not isinstance(params[key], dict):
+                return [f"parameters.{key}: expected a mapping"]
         return []
 
     async def _call(
