@@ -1203,6 +1203,7 @@ class KubernetesRuntime:
                        "(quota, admission or a missing service account?)")
             self._emit(run, [run.parser.make_event("initialization", ref=INIT_REF, status="failed", details=message)])
         except Exception as exc:  # the execution records the failure; the runtime goes on
+            log.warning("execution %s: following it failed", run.job.execution_id, exc_info=True)
             self._emit(run, [run.parser.make_event("status", status="aborted", details=f"kubernetes runtime: {exc}")])
 
     async def _follow(self, run: _Run) -> None:
@@ -1251,11 +1252,14 @@ class KubernetesRuntime:
             finally:
                 if not reader.done():
                     reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # its failure is looked at below (awaiting it would raise it from here)
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
             error = reader.exception() if reader.done() and not reader.cancelled() else None
             if isinstance(error, KubeError):
-                if error.not_found or run.pod_gone:
+                # A 404 before the watch says the pod is gone: read again once the watch has news
+                # (the API server can answer a log request ahead of the watch it serves).
+                if run.pod_gone:
                     raise _PodGone() from error
                 changed = run.changed
                 with contextlib.suppress(TimeoutError):
