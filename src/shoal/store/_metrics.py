@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, literal, select
+from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, literal, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.types import NullType
 
 from shoal.store._models import ExecutionFact, FactDay, LatestFact, StepFact
 
@@ -182,7 +183,7 @@ def _as_ints(value: Any) -> list[int]:
     if isinstance(value, str):
         decoded: list[int] = json.loads(value)
         return decoded
-    return list(value)
+    return value if isinstance(value, list) else list(value)
 
 
 @dataclass(slots=True)
@@ -218,10 +219,14 @@ async def workflow_metrics(sessions: async_sessionmaker[AsyncSession], q: Metric
         part(_whole_days), part(_first_day), part(_latest), part(_groups), part(_steps)
     )
     per_key: dict[str, _Tally] = {}
-    per_day: dict[date, _Tally] = {}
+    per_day: dict[date, list[int]] = {}  # runs, passed, sum and number of durations
     for key, day, runs, passed, flips, pairs, durations in [*first_day, *whole_days]:
         per_key.setdefault(key, _Tally()).add(runs, passed, flips, pairs, durations)
-        per_day.setdefault(day, _Tally()).add(runs, passed, 0, 0, durations)
+        d = per_day.setdefault(day, [0, 0, 0, 0])
+        d[0] += runs
+        d[1] += passed
+        d[2] += sum(durations)
+        d[3] += len(durations)
 
     rows = []
     total = _Tally()
@@ -258,11 +263,11 @@ async def workflow_metrics(sessions: async_sessionmaker[AsyncSession], q: Metric
     trend = [
         {
             "day": day.isoformat(),
-            "executions": t.runs,
-            "passRate": _rate(t.passed, t.runs),
-            "durationAvgMs": sum(t.durations) / len(t.durations) if t.durations else None,
+            "executions": runs,
+            "passRate": _rate(passed, runs),
+            "durationAvgMs": ms / n if n else None,
         }
-        for day, t in sorted(per_day.items())
+        for day, (runs, passed, ms, n) in sorted(per_day.items())
     ]
     return {
         "workflow": q.workflow,
@@ -279,7 +284,9 @@ async def workflow_metrics(sessions: async_sessionmaker[AsyncSession], q: Metric
 async def _whole_days(session: AsyncSession, q: MetricsQuery) -> list[_Part]:
     """The days after the window's first one, from the rollup."""
     d = FactDay
-    query = select(_key(d, q.by), d.day, d.runs, d.passed, d.flips, d.pairs, d.durations).where(
+    # The durations as the driver gives them (a list, or JSON text on SQLite), without a per-item pass.
+    durations = type_coerce(d.durations, NullType())
+    query = select(_key(d, q.by), d.day, d.runs, d.passed, d.flips, d.pairs, durations).where(
         d.env_id == q.env_id, d.workflow_name == q.workflow, d.day > utc_day(q.since)
     )
     return [
