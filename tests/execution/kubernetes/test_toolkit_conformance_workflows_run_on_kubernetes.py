@@ -7,7 +7,6 @@ a failing non-optional step when it fails, and nothing of them left in the clust
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
