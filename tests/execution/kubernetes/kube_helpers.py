@@ -102,15 +102,16 @@ def validate_strictly(objects: list[dict[str, Any]]) -> None:
 
 
 ACCOUNT = "shoal-agent-executions"
-# The Role the shoal-agent chart binds to the executions' service account (deploy/helm/shoal-agent).
-RULES = [
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "list", "delete"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "get", "delete"]},
-    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create", "get", "delete"]},
-]
+
+
+def _chart_role_rules() -> list[dict[str, Any]]:
+    """The rules of the Role the shoal-agent chart binds to the executions' service account (rendered
+    by the Python twin of the chart, which a test keeps equal to `helm template`)."""
+    from shoal.clusters._agent_objects import AgentChartValues, render_agent_objects
+
+    objects = render_agent_objects(AgentChartValues(namespace="default", server_url="http://x", token="t", name="a"))
+    [role] = [o for o in objects if o["kind"] == "Role"]
+    return list(role["rules"])
 
 
 async def executions_service_account(kubeconfig: Path, namespace: str = "default") -> None:
@@ -121,7 +122,7 @@ async def executions_service_account(kubeconfig: Path, namespace: str = "default
     try:
         for obj in (
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ACCOUNT}},
-            {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": {"name": ACCOUNT}, "rules": RULES},
+            {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": {"name": ACCOUNT}, "rules": _chart_role_rules()},
             {"apiVersion": f"{rbac}/v1", "kind": "RoleBinding", "metadata": {"name": ACCOUNT},
              "roleRef": {"apiGroup": rbac, "kind": "Role", "name": ACCOUNT},
              "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": namespace}]},
