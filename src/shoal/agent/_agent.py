@@ -88,6 +88,7 @@ class Agent:
         self._connected = asyncio.Event()
         self.agent_id: str | None = None
         self.refused = False  # the server refused the token: run() returned for good
+        self.orphaned = False  # its state directory was removed: run() returned for good
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -112,6 +113,12 @@ class Agent:
                 self._connected.clear()
                 self._ws = None
                 if stop.is_set():
+                    break
+                if not self.config.state_dir.is_dir():
+                    # Whoever gave it this directory (an ephemeral cluster's sandbox) has removed it:
+                    # nothing it could deliver would be kept, and nobody will stop it otherwise.
+                    log.error("the agent's state directory %s is gone: exiting", self.config.state_dir)
+                    self.orphaned = True
                     break
                 attempt += 1
                 delay = min(self.config.backoff_max_s, 0.2 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)

@@ -109,6 +109,8 @@ def register(app: typer.Typer) -> None:
             await agent_.run(stop)
             if agent_.refused:
                 raise fail("the server refused the agent token (it is wrong, revoked, or not an agent token)")
+            if agent_.orphaned:
+                raise fail(f"the agent's state directory {cfg.state_dir} was removed while it was disconnected")
 
         asyncio.run(main())
 
