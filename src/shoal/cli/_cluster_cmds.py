@@ -191,16 +191,20 @@ def register(app: typer.Typer) -> None:
             body["lifetime"] = lifetime
         if owner:
             kind, _, rest = owner.partition("/")
+            if not kind or not rest:
+                raise fail(f"--owner {owner!r}: expected KIND/NAME (execution/ID, agent/NAME) or heartbeat/DURATION",
+                           code=2)
             body["owner"] = (
                 {"kind": kind, "timeout": rest} if kind == "heartbeat" else {"kind": kind, "name": rest}
             )
         if kubeconfig_out and not wait:
             raise fail("--kubeconfig-out needs --wait", code=2)
+        limit = _timeout(timeout)  # a bad value fails before anything is requested
         with connect(server, token, env) as c:
             row: dict[str, Any] = c._json("POST", "/v1/clusters", json=body)
             cname = row["metadata"]["name"]
             if wait:
-                row = wait_for_phase(c, cname, ("Ready",), _timeout(timeout), FAILED_PHASES)
+                row = wait_for_phase(c, cname, ("Ready",), limit, FAILED_PHASES)
                 if row["status"]["phase"] != "Ready":
                     emit(row, output, CLUSTER_COLUMNS)
                     raise fail(
@@ -224,10 +228,11 @@ def register(app: typer.Typer) -> None:
         output: str = OutputOpt,
     ) -> None:
         """Signal teardown (sticky); the agent is removed first, the results stay."""
+        limit = _timeout(timeout)  # a bad value fails before anything is signalled
         with connect(server, token, env) as c:
             row: dict[str, Any] = c._json("POST", f"/v1/clusters/{name}/teardown")
             if wait:
-                row = wait_for_phase(c, name, ("Deprovisioned", "Failed"), _timeout(timeout))
+                row = wait_for_phase(c, name, ("Deprovisioned", "Failed"), limit)
             emit(row, output, CLUSTER_COLUMNS)
 
     @cluster.command("delete")
@@ -242,10 +247,11 @@ def register(app: typer.Typer) -> None:
         """Tear down and then remove the record."""
         from shoal.client import ClientError
 
+        limit = _timeout(timeout)
         with connect(server, token, env) as c:
             c._json("DELETE", f"/v1/clusters/{name}")
             if wait:
-                deadline = time.monotonic() + _timeout(timeout)
+                deadline = time.monotonic() + limit
                 delay = 0.1
                 while True:
                     try:

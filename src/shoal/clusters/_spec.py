@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 API_VERSION = "shoal.dev/v1"
 KIND_CLASS = "EphemeralClusterClass"
@@ -89,6 +89,9 @@ class CredentialPolicy(_Model):
     refreshBefore: Duration = "10m"
 
 
+PROVISIONERS = ("local", "namespace", "script", "noop")  # what the controller can drive
+
+
 class ClassSpec(_Model):
     provisioner: str
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -104,6 +107,13 @@ class ClassSpec(_Model):
     installAgent: bool = False
     agentLabels: dict[str, str] = Field(default_factory=dict)
     allowedRoles: list[str] = Field(default_factory=lambda: ["admin", "editor", "runner"])
+
+    @field_validator("provisioner")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in PROVISIONERS:
+            raise ValueError(f"expected one of {', '.join(PROVISIONERS)}, got {v!r}")
+        return v
 
     @field_validator(
         "defaultLifetime", "maxLifetime", "idleTimeout", "provisionTimeout", "deprovisionTimeout"
@@ -148,6 +158,16 @@ class Owner(_Model):
     namespace: str = ""
     timeout: Duration = None
 
+    @model_validator(mode="after")
+    def _complete(self) -> Owner:
+        if self.kind == "heartbeat":
+            seconds = parse_duration(self.timeout) if self.timeout is not None else None
+            if not seconds or seconds <= 0:
+                raise ValueError("a heartbeat owner needs a positive timeout (heartbeat/10m)")
+        elif not self.name:
+            raise ValueError(f"an owner of kind {self.kind!r} needs a name (execution/ID, agent/NAME, ...)")
+        return self
+
 
 class ClusterSpec(_Model):
     classRef: str = ""
@@ -161,7 +181,9 @@ class ClusterSpec(_Model):
     @field_validator("lifetime")
     @classmethod
     def _duration(cls, v: Duration) -> Duration:
-        parse_duration(v)
+        seconds = parse_duration(v)
+        if seconds is not None and seconds <= 0:
+            raise ValueError(f"expected a positive duration such as 2h, got {v!r}")
         return v
 
 

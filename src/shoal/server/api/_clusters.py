@@ -31,7 +31,7 @@ from shoal.clusters import (
     present_pool,
     split_document,
 )
-from shoal.clusters._spec import check_name
+from shoal.clusters._spec import ClassSpec, check_name, override_parameters
 from shoal.server._auth import ADMIN, EDIT, READ, RUN, EnvDep, Principal, PrincipalDep, StateDep
 from shoal.server._state import ServerState
 from shoal.store import Conflict, Environment, LabelSelector, NotFound, StoreError
@@ -82,16 +82,24 @@ async def _cluster(state: ServerState, env: Environment, name: str) -> ClusterRo
         raise HTTPException(404, str(exc)) from None
 
 
-async def _check_class_use(
-    state: ServerState, env: Environment, principal: Principal, class_name: str
-) -> None:
+async def _class_of(state: ServerState, env: Environment, class_name: str, field: str = "classRef") -> ClassSpec:
     row = await _store(state).get_class(env.id, class_name)
     raw = row.spec if row is not None else BUILTIN_CLASSES.get(class_name)
     if raw is None:
-        raise HTTPException(422, f"cluster class {class_name!r} not found")
-    cls = parse_class(raw)
+        raise HTTPException(422, f"spec.{field}: cluster class {class_name!r} not found")
+    return parse_class(raw)
+
+
+async def _check_class_use(
+    state: ServerState, env: Environment, principal: Principal, class_name: str, parameters: dict[str, Any]
+) -> None:
+    cls = await _class_of(state, env, class_name)
     if principal.role not in cls.allowedRoles:
         raise HTTPException(403, f"a {principal.role} token may not use cluster class {class_name!r}")
+    try:
+        override_parameters(cls, parameters)
+    except SpecError as exc:
+        raise HTTPException(422, f"spec.parameters: {exc}") from None
 
 
 async def _create(
@@ -114,7 +122,7 @@ async def _create(
             raise HTTPException(422, f"cluster pool {parsed.poolRef!r} not found")
         class_name = class_name or str(pool.spec.get("classRef"))
     class_name = class_name or "local"
-    await _check_class_use(state, env, principal, class_name)
+    await _check_class_use(state, env, principal, class_name, parsed.parameters)
     body = parsed.model_dump(mode="json", exclude_none=True)
     body["classRef"] = class_name
     owner = parsed.owner.model_dump(mode="json", exclude_none=True) if parsed.owner else {}
@@ -152,7 +160,12 @@ async def apply_cluster_documents(
                 _row, changed = await _store(state).apply_class(env.id, name, spec)
             elif kind == KIND_POOL:
                 principal.require(EDIT)
-                parse_pool(spec)
+                pool_spec = parse_pool(spec)
+                pool_class = await _class_of(state, env, pool_spec.classRef)
+                try:
+                    override_parameters(pool_class, pool_spec.parameters)
+                except SpecError as exc:
+                    raise HTTPException(422, f"{name}: spec.parameters: {exc}") from None
                 _prow, changed = await _store(state).apply_pool(env.id, name, spec)
             else:
                 principal.require(RUN)
