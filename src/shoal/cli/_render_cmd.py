@@ -67,10 +67,10 @@ def render_command(
         raise typer.Exit(EXIT_INVALID) from None
     except ResolutionError as exc:
         message = "; ".join(p.message if not p.path else f"{p.path}: {p.message}" for p in exc.problems)
-        sys.stderr.write(f"shoal render: {message}\n")
+        sys.stderr.write(f"shoal render: {file}: {message}\n")
         raise typer.Exit(EXIT_FAILED) from None
     except ExecutionError as exc:
-        sys.stderr.write(f"shoal render: {exc}\n")
+        sys.stderr.write(f"shoal render: {file}: {exc}\n")
         raise typer.Exit(EXIT_FAILED) from None
     if output is RenderOutput.json:
         sys.stdout.write(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2) + "\n")

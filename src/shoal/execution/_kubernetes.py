@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import shlex
 import tarfile
 import threading
@@ -288,6 +289,9 @@ def execution_labels(
     return labels
 
 
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
 def render_execution(
     job: ExecutionJob,
     options: KubernetesOptions,
@@ -303,6 +307,11 @@ def render_execution(
     root_id = str(context.get("resource_root") or job.execution_id)
     resource_id = dns_label(str(context.get("resource_id") or job.execution_id))
     namespace = str(plan.job.get("namespace") or options.namespace or "default")
+    if not _NAMESPACE.fullmatch(namespace):
+        raise PreparationError(
+            f"spec.job.namespace: {namespace!r} is not a namespace name (lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters)"
+        )
     # A parallel worker or service instance (its context names the root execution) is a "worker",
     # whatever its own execution id: its objects go with the root execution.
     sub = bool(context.get("resource_root")) and str(context.get("resource_root")) != job.execution_id

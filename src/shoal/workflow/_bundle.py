@@ -39,7 +39,8 @@ class Bundle:
             if doc.name == name:
                 return doc
         names = ", ".join(sorted(str(w.name) for w in self.workflows)) or "none"
-        raise WorkflowError.at(f"no workflow named {name!r} (found: {names})")
+        files = ", ".join(dict.fromkeys(d.file for d in self.documents)) or None
+        raise WorkflowError.at(f"no workflow named {name!r} (found: {names})", file=files)
 
     def add(self, docs: Iterable[Document]) -> None:
         for doc in docs:

@@ -53,3 +53,15 @@ def test_invalid_input_and_unrenderable_workflows_exit_clearly(tmp_path: Path) -
     proc = shoal("render", str(needs_registry))
     assert proc.returncode == 1
     assert "127.0.0.1:9/none/here:1" in proc.stderr and "command" in proc.stderr
+
+
+def test_a_namespace_kubernetes_would_refuse_and_an_unknown_name_say_where(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text(THREE_IMAGES)
+    proc = shoal("render", str(path), "--name", "three-images", "--config", "namespace=PR_1234!")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert f"{path}: spec.job.namespace: 'PR_1234!' is not a namespace name" in proc.stderr
+    proc = shoal("render", str(path), "--name", "nosuch")
+    assert proc.returncode == 2
+    assert f"{path}: no workflow named 'nosuch' (found: three-images)" in proc.stderr
+    assert "Traceback" not in proc.stderr
