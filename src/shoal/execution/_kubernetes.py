@@ -168,6 +168,32 @@ def images_needing_metadata(plan: Plan) -> dict[str, list[Stage]]:
     return out
 
 
+def _step_label(plan: Plan, stage: Stage) -> str:
+    """How a user finds a step: its name, else its position (``#2``, ``#3.1`` for nested steps) among
+    the steps the execution shows."""
+    if stage.name:
+        return repr(stage.name)
+    ref: str | None = stage.ref
+    while ref is not None and not plan.stages[ref].name and plan.stages[ref].parent is not None:
+        parent = plan.stages[ref].parent  # an operation of an unnamed step: the step is its parent
+        if parent is None or plan.stages[parent].kind != "group" or plan.stages[parent].virtual:
+            break
+        ref = parent
+
+    def find(nodes: Sequence[Any], prefix: str) -> str | None:
+        for i, node in enumerate(nodes, 1):
+            here = f"{prefix}{i}"
+            if node.ref in (ref, stage.ref):
+                return here
+            found = find(node.children, here + ".")
+            if found:
+                return found
+        return None
+
+    position = find(plan.signature, "")
+    return f"#{position} (unnamed)" if position else repr(stage.ref)
+
+
 def prepare_plan(
     plan: Plan, options: KubernetesOptions, images: Mapping[str, ImageConfig] | None = None,
     errors: Mapping[str, str] | None = None,
@@ -180,7 +206,7 @@ def prepare_plan(
     for image, stages in images_needing_metadata(out).items():
         config = images.get(image)
         if config is None:
-            names = ", ".join(repr(s.name or s.ref) for s in stages)
+            names = ", ".join(_step_label(out, s) for s in stages)
             cause = (errors or {}).get(image, "its metadata was not read")
             raise PreparationError(
                 f"image {image}: cannot learn its ENTRYPOINT/CMD ({cause}); set `command` (and `args`) "
@@ -191,7 +217,7 @@ def prepare_plan(
             command, args = config.command_for(stage.command, stage.args)
             if not command:
                 raise PreparationError(
-                    f"image {image} has no ENTRYPOINT/CMD: set `command` on the `run` of step {stage.name or stage.ref!r}"
+                    f"image {image} has no ENTRYPOINT/CMD: set `command` on the `run` of step {_step_label(out, stage)}"
                 )
             out.stages[stage.ref] = dataclasses.replace(stage, command=command, args=args)
     out.containers = _split_toolkit(out, options)

@@ -53,6 +53,7 @@ def test_invalid_input_and_unrenderable_workflows_exit_clearly(tmp_path: Path) -
     proc = shoal("render", str(needs_registry))
     assert proc.returncode == 1
     assert "127.0.0.1:9/none/here:1" in proc.stderr and "command" in proc.stderr
+    assert "the `run` of step #1 (unnamed)" in proc.stderr  # where to find it, not an internal ref
 
 
 def test_a_namespace_kubernetes_would_refuse_and_an_unknown_name_say_where(tmp_path: Path) -> None:
