@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -162,13 +163,49 @@ def _step_names(signature: Sequence[dict[str, Any]]) -> dict[str, str]:
     return names
 
 
+QUEUE_POLL_S = 1.0
+
+
+def _say_why_queued(client: Client, execution_id: str, started: threading.Event) -> None:
+    """While the execution waits to be taken, say why (and again when the reason changes): a run that
+    no agent can take must not look like a hang."""
+    said = ""
+    while not started.is_set():
+        try:
+            doc = client.execution(execution_id)
+        except Exception:  # the follow itself reports a lost server
+            return
+        status = str((doc.get("result") or {}).get("status") or "")
+        reason = str(doc.get("queueReason") or "")
+        if status != "queued":
+            return
+        if reason and reason != said and reason != "waiting for the scheduler":
+            err.print(f"[yellow]queued: {reason}[/yellow]")
+            said = reason
+        started.wait(QUEUE_POLL_S)
+
+
 def follow_execution(client: Client, execution_id: str, quiet: bool = False) -> str:
     """Print the execution's logs under per-step headers as they come; return its final status."""
     names = _step_names(client.execution(execution_id).get("signature") or [])
+    started = threading.Event()
+    if not quiet:
+        threading.Thread(target=_say_why_queued, args=(client, execution_id, started), daemon=True).start()
+    try:
+        return _follow_events(client, execution_id, names, quiet, started)
+    finally:
+        started.set()
+
+
+def _follow_events(
+    client: Client, execution_id: str, names: dict[str, str], quiet: bool, started: threading.Event
+) -> str:
     for event in client.follow(execution_id):
         kind = event.get("type")
         if kind == "end":
             return str(event.get("status"))
+        if kind in ("step", "log", "initialization"):
+            started.set()
         if quiet:
             continue
         ref = str(event.get("ref"))
