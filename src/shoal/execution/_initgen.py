@@ -578,7 +578,9 @@ class _Program:
             )
         )
         words = [sh_quote(step_id) for step_id in ids]
-        init = " \\\n\t".join(["_sh_init", *(" ".join(words[k : k + 16]) for k in range(0, len(words), 16))])
+        init = "\n".join(
+            ["_sh_init", *("_sh_mkdirs " + " ".join(words[k : k + 64]) for k in range(0, len(words), 64))]
+        )
         head = (
             "#!/bin/sh\n"
             "# shellcheck disable=SC2154,SC2317,SC2016,SC1003,SC2030,SC2031 # state from lib.sh; functions\n"

@@ -206,22 +206,12 @@ _sh_load() {
 	fi
 }
 
-_sh_init() { # step-id...: called by every program before its first action
+_sh_init() { # called by every program before its first action
 	if [ ! -d "$_sh_state" ] && ! "$_sh_bb" mkdir -p "$_sh_state"; then
 		printf 'shoal init: cannot create %s\n' "$_sh_state" >&2
 		exit 155
 	fi
 	[ -d "$_sh_outs" ] || "$_sh_bb" mkdir -p "$_sh_outs" 2>/dev/null || :
-	# The results dirs of the stages this program starts, in one mkdir (a fork and exec per stage
-	# would cost more than the step it prepares); _sh_start makes one that is missing again. The ids
-	# are plain names (the generator checks them), given relative to $SHOAL_DATA/.steps.
-	if [ "$#" -gt 0 ]; then
-		(
-			cd "$_sh_data/.steps" 2>/dev/null ||
-				{ "$_sh_bb" mkdir -p "$_sh_data/.steps" && cd "$_sh_data/.steps"; } || exit 1
-			exec "$_sh_bb" mkdir -p -- "$@"
-		) 2>/dev/null || :
-	fi
 	_sh_load
 	_sh_flags
 	exec 5>>"$_sh_j"
@@ -234,6 +224,18 @@ _sh_init() { # step-id...: called by every program before its first action
 	if _sh_crashed; then
 		_sh_abort_exit
 	fi
+}
+
+_sh_mkdirs() { # step-id...: the missing results dirs among these, in one mkdir
+	# (programs make the dirs of the stages they start when they begin, up to 64 ids a call: a fork
+	# and exec per stage would cost more than the step it prepares; _sh_start makes one that is
+	# missing again)
+	_sh_mk=$#
+	for _sh_i; do
+		[ -d "$_sh_data/.steps/$_sh_i" ] || set -- "$@" "$_sh_data/.steps/$_sh_i"
+	done
+	shift "$_sh_mk"
+	[ "$#" -eq 0 ] || "$_sh_bb" mkdir -p "$@" 2>/dev/null || :
 }
 
 _sh_finishers() { # finish.sh (_sh_abort_all, _sh_to_<n>): read when a stage ends early
