@@ -27,7 +27,7 @@ from lightkube.resources.core_v1 import Pod, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 from lightkube.types import CascadeType
 
-from shoal.clusters._provisioner import ProvisionerError
+from shoal.clusters._provisioner import AgentInstall, ProvisionerError
 
 CHART_NAME = "shoal-agent"
 CHART_VERSION = "0.1.0"  # deploy/helm/shoal-agent/Chart.yaml `version` (checked by the tests)
@@ -102,6 +102,25 @@ class AgentChartValues:
             "extraEnv": [{"name": k, "value": v} for k, v in self.extra_env.items()],
             "podAnnotations": {TOKEN_ANNOTATION: token_digest(self.token)},
         }
+
+
+def values_for(
+    namespace: str, params: Mapping[str, Any], agent: AgentInstall | None,
+    owner_labels: Mapping[str, str] | None = None,
+) -> AgentChartValues:
+    """The chart values of a provisioner's agent: its release ``namespace``, what the controller minted
+    (``agent``; None when only names matter, for removal) and the class parameters ``agentServer``,
+    ``agentImage``, ``agentEnv``."""
+    return AgentChartValues(
+        namespace=namespace,
+        server_url=str(params.get("agentServer") or (agent.server if agent else "")),
+        token=agent.token if agent else "",
+        name=agent.name if agent else "",
+        labels=dict(agent.labels) if agent else {},
+        image=str(params.get("agentImage") or DEFAULT_IMAGE),
+        extra_env={str(k): str(v) for k, v in (params.get("agentEnv") or {}).items()},
+        owner_labels=dict(owner_labels or {}),
+    )
 
 
 def token_digest(token: str) -> str:

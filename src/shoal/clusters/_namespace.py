@@ -33,11 +33,11 @@ from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
 from shoal.clusters._agent_objects import (
-    DEFAULT_IMAGE,
     AgentChartValues,
     apply_agent_objects,
     remove_agent_objects,
     render_agent_objects,
+    values_for,
 )
 from shoal.clusters._provisioner import (
     AgentInstall,
@@ -282,16 +282,7 @@ class NamespaceProvisioner:
     def _agent_values(
         self, ext: str, params: dict[str, Any], agent: AgentInstall | None, owner: dict[str, str]
     ) -> AgentChartValues:
-        return AgentChartValues(
-            namespace=ext,
-            server_url=str(params.get("agentServer") or (agent.server if agent else "")),
-            token=agent.token if agent else "",
-            name=agent.name if agent else "",
-            labels=dict(agent.labels) if agent else {},
-            image=str(params.get("agentImage") or DEFAULT_IMAGE),
-            extra_env={str(k): str(v) for k, v in (params.get("agentEnv") or {}).items()},
-            owner_labels=owner,
-        )
+        return values_for(ext, params, agent, owner)
 
     async def install_agent(self, ext: str, params: dict[str, Any], agent: AgentInstall) -> None:
         client, _ = self._client(params)

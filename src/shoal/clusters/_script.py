@@ -36,7 +36,6 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from shoal.clusters._agent_objects import (
-    DEFAULT_IMAGE,
     FIELD_MANAGER,
     MANAGED_BY,
     AgentChartValues,
@@ -44,6 +43,7 @@ from shoal.clusters._agent_objects import (
     as_provisioner_error,
     remove_agent_objects,
     render_agent_objects,
+    values_for,
 )
 from shoal.clusters._provisioner import (
     AgentInstall,
@@ -233,15 +233,7 @@ class ScriptProvisioner:
                 raise as_provisioner_error(exc) from exc
 
     def _agent_values(self, params: dict[str, Any], agent: AgentInstall | None) -> AgentChartValues:
-        return AgentChartValues(
-            namespace=str(params.get("agentNamespace") or AGENT_NAMESPACE),
-            server_url=str(params.get("agentServer") or (agent.server if agent else "")),
-            token=agent.token if agent else "",
-            name=agent.name if agent else "",
-            labels=dict(agent.labels) if agent else {},
-            image=str(params.get("agentImage") or DEFAULT_IMAGE),
-            extra_env={str(k): str(v) for k, v in (params.get("agentEnv") or {}).items()},
-        )
+        return values_for(str(params.get("agentNamespace") or AGENT_NAMESPACE), params, agent)
 
 
 @contextlib.asynccontextmanager
