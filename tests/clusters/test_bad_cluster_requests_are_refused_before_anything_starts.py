@@ -53,9 +53,13 @@ def test_bad_requests_are_refused_up_front(tmp_path: Path, monkeypatch: pytest.M
         bad_pool = tmp_path / "pool.yaml"
         bad_pool.write_text("apiVersion: shoal.dev/v1\nkind: EphemeralClusterPool\nmetadata: {name: p}\n"
                             "spec: {classRef: nosuch}\n")
-        refused("pool", "apply", "-f", str(bad_pool), code=1, says="spec.classRef: cluster class 'nosuch' not found")
+        refused("pool", "apply", "-f", str(bad_pool), code=1,
+                says=f"{bad_pool}: spec.classRef: cluster class 'nosuch' not found")
         bad_class = tmp_path / "bad-class.yaml"
         bad_class.write_text("apiVersion: shoal.dev/v1\nkind: EphemeralClusterClass\nmetadata: {name: c}\n"
                              "spec: {provisioner: nosuch}\n")
         refused("pool", "apply", "-f", str(bad_class), code=1, says="spec.provisioner")
+        broken = tmp_path / "broken.yaml"
+        broken.write_text("kind: EphemeralClusterPool\nmetadata: {name: p\n")
+        refused("pool", "apply", "-f", str(broken), code=2, says=f"{broken}:3:1: invalid YAML")
         assert [p["name"] for p in shoal_json(url, token, "pool", "get")] == []

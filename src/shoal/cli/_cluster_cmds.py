@@ -113,6 +113,10 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _apply(files: list[Path], server: str | None, token: str | None, env: str | None, output: str) -> None:
+    import yaml
+
+    from shoal.client import ClientError
+
     results: list[dict[str, Any]] = []
     with connect(server, token, env) as c:
         for f in files:
@@ -120,12 +124,20 @@ def _apply(files: list[Path], server: str | None, token: str | None, env: str | 
             for p in paths:
                 if not p.is_file():
                     raise fail(f"{p}: no such file", code=2)
-                data = c._json(
-                    "POST",
-                    "/v1/clusters/apply",
-                    content=p.read_bytes(),
-                    headers={"Content-Type": "application/yaml"},
-                )
+                content = p.read_bytes()
+                try:  # said here, where the file has a name, rather than by the server
+                    list(yaml.safe_load_all(content))
+                except yaml.YAMLError as exc:
+                    mark = getattr(exc, "problem_mark", None)
+                    where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
+                    problem = getattr(exc, "problem", None) or exc
+                    raise fail(f"{where}: invalid YAML: {problem}", code=2) from None
+                try:
+                    data = c._json(
+                        "POST", "/v1/clusters/apply", content=content, headers={"Content-Type": "application/yaml"}
+                    )
+                except ClientError as exc:
+                    raise fail(f"{p}: {exc}", exc.problems) from None
                 results += data["applied"]
     emit(
         results,
