@@ -1,7 +1,8 @@
 """Requests that cannot work are refused when they are made, naming the field — not accepted and
 left to fail later in the controller: an owner without a name, a lifetime of zero, parameters the
-class does not let a request override, a pool of a class that does not exist, a class with a
-provisioner nobody drives, and a `--timeout` that does not parse (nothing is created then)."""
+class does not let a request override, labels Kubernetes would refuse, a pool of a class that does not
+exist, a class with a provisioner nobody drives, broken YAML, and a `--timeout` that does not parse
+(nothing is created then)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ def test_bad_requests_are_refused_up_front(tmp_path: Path, monkeypatch: pytest.M
                 says="spec.parameters: parameters region may not be overridden (allowed: size)")
         refused("cluster", "provision", "--class", "quick", "--timeout", "xyz", "--wait", code=2,
                 says="xyz")
+        refused("cluster", "provision", "--class", "quick", "--label", "bad/key/x=1", code=1,
+                says="metadata.labels.bad/key/x: expected a label key")
+        refused("cluster", "provision", "--class", "quick", "--label", "pr=" + "7" * 70, code=1,
+                says="is not a label value")
         assert shoal_json(url, token, "cluster", "get") == []  # none of them created a cluster
 
         ok = shoal_json(url, token, "cluster", "provision", "--class", "quick", "--param", "size=big", "--wait")

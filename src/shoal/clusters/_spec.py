@@ -234,6 +234,22 @@ def check_name(name: str, what: str) -> None:
         raise SpecError(f"{what} name {name!r}: expected a DNS label (a-z, 0-9, '-', at most 63)")
 
 
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+
+
+def check_labels(labels: dict[str, str], where: str = "metadata.labels") -> None:
+    """Labels become Kubernetes labels (of namespaces, agents' objects): check them as Kubernetes would."""
+    for key, value in labels.items():
+        prefix, _, name = key.rpartition("/")
+        if not _LABEL_NAME.fullmatch(name) or (prefix and (len(prefix) > 253 or not _LABEL_PREFIX.fullmatch(prefix))):
+            raise SpecError(f"{where}.{key}: expected a label key ([prefix/]name; name: letters, digits, '-', '_', "
+                            "'.', at most 63)")
+        if value and not _LABEL_NAME.fullmatch(str(value)):
+            raise SpecError(f"{where}.{key}: {value!r} is not a label value (letters, digits, '-', '_', '.', "
+                            "at most 63)")
+
+
 def split_document(doc: dict[str, Any]) -> tuple[str, str, dict[str, str], dict[str, Any]]:
     """(kind, name, labels, spec) of an applied document; checks apiVersion, kind and name."""
     if not isinstance(doc, dict):

@@ -31,7 +31,7 @@ from shoal.clusters import (
     present_pool,
     split_document,
 )
-from shoal.clusters._spec import ClassSpec, check_name, override_parameters
+from shoal.clusters._spec import ClassSpec, check_labels, check_name, override_parameters
 from shoal.server._auth import ADMIN, EDIT, READ, RUN, EnvDep, Principal, PrincipalDep, StateDep
 from shoal.server._state import ServerState
 from shoal.store import Conflict, Environment, LabelSelector, NotFound, StoreError
@@ -112,6 +112,7 @@ async def _create(
 ) -> ClusterRow:
     try:
         check_name(name, "cluster")
+        check_labels(labels)
         parsed = parse_cluster(spec)
     except SpecError as exc:
         raise _bad(exc) from None
