@@ -164,8 +164,8 @@ class Owner(_Model):
             seconds = parse_duration(self.timeout) if self.timeout is not None else None
             if not seconds or seconds <= 0:
                 raise ValueError("a heartbeat owner needs a positive timeout (heartbeat/10m)")
-        elif not self.name:
-            raise ValueError(f"an owner of kind {self.kind!r} needs a name (execution/ID, agent/NAME, ...)")
+        elif not (self.name or self.uid):
+            raise ValueError(f"an owner of kind {self.kind!r} needs a name or uid (execution/ID, agent/NAME, ...)")
         return self
 
 
