@@ -5,8 +5,9 @@ compiled ``Plan``; what it learns about steps comes from the init program's mark
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from shoal._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from shoal.execution._initgen import init_files
@@ -106,15 +107,4 @@ _EXPORTS: dict[str, str] = {
     "find_busybox": "shoal.execution._sandbox",
 }
 
-
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__, globals())

@@ -5,8 +5,9 @@ Pure: nothing here does I/O except ``load_file``/``load_bundle``, which read the
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from shoal._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from shoal.workflow._bundle import Bundle, load_bundle
@@ -172,15 +173,4 @@ _EXPORTS: dict[str, str] = {
     "load_file": "shoal.workflow._yaml",
 }
 
-
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__, globals())
