@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.agent.fakes import ScriptedRuntime
 from tests.agent.fleet import Fleet, call, eventually, finished
@@ -129,15 +130,26 @@ async def test_download_an_artifact(server: RunningServer, fleet: Fleet, tmp_pat
     async with browser_page() as page:
         p: Any = page
         await p.goto(await _link(server, execution=ex["id"]))
-        link = p.locator("#artifacts").get_by_role("link", name="report.txt")
-        async with p.expect_download() as info:
-            await link.click()
-        download = await info.value
+        download = await _click_download(p, p.locator("#artifacts").get_by_role("link", name="report.txt"))
         saved = tmp_path / "downloaded.txt"
         await download.save_as(saved)
         assert saved.read_text() == f"report of {ex['id']}\n"
         await p.screenshot(path=shot_path("artifact_download"), full_page=True)
     api.close()
+
+
+async def _click_download(page: Any, link: Any) -> Any:
+    """Click a download link. The page's live refresh may swap the artifacts table while the click
+    lands (a click on the outgoing element starts nothing): click the new one then."""
+    for attempt in range(3):
+        try:
+            async with page.expect_download(timeout=10_000) as info:
+                await link.click()
+            return await info.value
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def test_abort_a_running_execution(server: RunningServer, fleet: Fleet) -> None:
